@@ -1,0 +1,117 @@
+//! A connection as its handler sees it: input, output, identity, and a handle other
+//! threads can use.
+
+mod handle;
+mod input;
+mod output;
+
+pub use handle::ConnHandle;
+pub(crate) use handle::ConnShared;
+pub use input::Input;
+pub use output::Output;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use crate::Addr;
+
+/// One connection, lent to the handler for the duration of a callback.
+///
+/// It is owned by one thread at a time: the poller that owns the socket, or (in
+/// [`Dispatch::Pool`](crate::Dispatch::Pool) mode) the worker running the handler. Other
+/// threads reach it through a [`ConnHandle`].
+#[derive(Debug)]
+pub struct Conn {
+    pub(crate) input: Input,
+    pub(crate) output: Output,
+    pub(crate) shared: Arc<ConnShared>,
+    /// The handler asked to close; honoured once the output has drained.
+    pub(crate) close_requested: bool,
+    /// on_request calls since the poller last collected the count.
+    pub(crate) calls: u64,
+    pub(crate) span: tracing::Span,
+}
+
+impl Conn {
+    pub(crate) fn new(fd: RawFd, shared: Arc<ConnShared>, span: tracing::Span) -> Conn {
+        Conn {
+            input: Input::default(),
+            output: Output::new(fd),
+            shared,
+            close_requested: false,
+            calls: 0,
+            span,
+        }
+    }
+
+    /// The buffered input.
+    pub fn input(&mut self) -> &mut Input {
+        &mut self.input
+    }
+
+    /// The output queue.
+    pub fn output(&mut self) -> &mut Output {
+        &mut self.output
+    }
+
+    /// Input and output at once, for handlers that read and write in the same
+    /// expression.
+    pub fn split(&mut self) -> (&mut Input, &mut Output) {
+        (&mut self.input, &mut self.output)
+    }
+
+    /// Sends the queued output now (see [`Output::flush`]).
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.output.flush()
+    }
+
+    /// The connection's id, unique within the process.
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// The remote end's address.
+    pub fn peer_addr(&self) -> &Addr {
+        &self.shared.peer
+    }
+
+    /// The local end's address.
+    pub fn local_addr(&self) -> &Addr {
+        &self.shared.local
+    }
+
+    /// Index of the poller thread that owns this connection.
+    pub fn poller(&self) -> usize {
+        self.shared.poller
+    }
+
+    /// `false` once the peer has hung up or the connection is closing. A long-running
+    /// request can poll it to stop early.
+    pub fn is_active(&self) -> bool {
+        self.shared.active.load(Ordering::Acquire)
+    }
+
+    /// Closes the connection once the handler returns and the queued output has been
+    /// sent. No further [`on_request`](crate::Handler::on_request) runs.
+    pub fn close(&mut self) {
+        self.close_requested = true;
+        self.shared.active.store(false, Ordering::Release);
+    }
+
+    /// A handle that other threads can use to send to or close this connection.
+    pub fn handle(&self) -> ConnHandle {
+        ConnHandle::new(self.shared.clone())
+    }
+
+    /// Moves data sent through [`ConnHandle::send`] into the output queue.
+    pub(crate) fn take_outbox(&mut self) {
+        if self.shared.has_outbox() {
+            self.shared.drain_outbox_into(&mut self.output);
+        }
+        if self.shared.close_requested.load(Ordering::Acquire) {
+            self.close();
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The [`Handler`] trait every server or dialed connection is driven by, and the closure
+//! adapter [`handler_fn`] for the common case of a handler that only answers requests.
+
+use std::sync::Arc;
+
+use crate::{Addr, CloseReason, Conn, ConnHandle};
+
+/// What is known about a connection before it is admitted: passed to
+/// [`Handler::on_prepare`].
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The remote end.
+    pub peer_addr: Addr,
+    /// The local end (the listener's address for accepted connections).
+    pub local_addr: Addr,
+    /// Index of the listener that accepted it, in the order the builder was given them;
+    /// `None` for a dialed connection.
+    pub listener: Option<usize>,
+}
+
+/// The callbacks that drive one kind of connection.
+///
+/// One `Handler` value serves every connection of a server (it is shared behind an `Arc`);
+/// the per-connection state is the [`State`](Handler::State) that
+/// [`on_connect`](Handler::on_connect) returns. See the crate documentation for the
+/// callback-order table.
+///
+/// ```
+/// use netloop::{CloseReason, Conn, Handler};
+///
+/// /// Counts the bytes each connection sent and echoes them back.
+/// struct CountingEcho;
+///
+/// impl Handler for CountingEcho {
+///     type State = u64;
+///
+///     fn on_connect(&self, _conn: &mut Conn) -> u64 {
+///         0
+///     }
+///
+///     fn on_request(&self, total: &mut u64, conn: &mut Conn) {
+///         let n = conn.input().len();
+///         *total += n as u64;
+///         let data = conn.input().next(n);
+///         conn.output().write_bytes(data);
+///     }
+///
+///     fn on_close(&self, total: u64, reason: CloseReason) {
+///         println!("connection sent {total} bytes, closed: {reason}");
+///     }
+/// }
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// Per-connection state, created by [`on_connect`](Handler::on_connect) and handed
+    /// back to [`on_close`](Handler::on_close).
+    type State: Send + 'static;
+
+    /// Decides whether to admit a new connection, before it is registered with a poller.
+    /// Return `false` to reject it (it is closed at once and counted in
+    /// [`Stats::rejected`](crate::Stats::rejected); no other callback runs for it).
+    ///
+    /// Runs on the accepting poller thread: keep it short (a connection limiter, an
+    /// address filter).
+    fn on_prepare(&self, info: &ConnInfo) -> bool {
+        let _ = info;
+        true
+    }
+
+    /// Creates the per-connection state once the connection is registered. It may write
+    /// (a greeting) or close the connection. No [`on_request`](Handler::on_request) runs
+    /// before it returns.
+    fn on_connect(&self, conn: &mut Conn) -> Self::State;
+
+    /// Called when input is buffered: reads from [`Conn::input`], writes to
+    /// [`Conn::output`]. At most one call per connection runs at any instant, in arrival
+    /// order. Output is flushed when it returns (or earlier with [`Conn::flush`]).
+    ///
+    /// If it returns without consuming any input (an incomplete frame), it is not called
+    /// again until more bytes arrive, or until the amount declared with
+    /// [`Input::want`](crate::Input::want) is buffered. If it consumed some but not all
+    /// input, it is called again at once (pipelined requests).
+    fn on_request(&self, state: &mut Self::State, conn: &mut Conn);
+
+    /// The peer hung up (end-of-file or reset) while the connection was still open.
+    /// In [`Dispatch::Pool`](crate::Dispatch::Pool) mode it may run while
+    /// [`on_request`](Handler::on_request) is running for the same connection, so it gets
+    /// the connection's [`ConnHandle`] rather than its state: a running request can see
+    /// [`Conn::is_active`] turn `false`. [`on_close`](Handler::on_close) follows.
+    fn on_disconnect(&self, conn: &ConnHandle) {
+        let _ = conn;
+    }
+
+    /// Called exactly once, last, with the state and the reason. The socket is already
+    /// closed.
+    fn on_close(&self, state: Self::State, reason: CloseReason) {
+        let _ = (state, reason);
+    }
+}
+
+impl<H: Handler> Handler for Arc<H> {
+    type State = H::State;
+
+    fn on_prepare(&self, info: &ConnInfo) -> bool {
+        (**self).on_prepare(info)
+    }
+    fn on_connect(&self, conn: &mut Conn) -> H::State {
+        (**self).on_connect(conn)
+    }
+    fn on_request(&self, state: &mut H::State, conn: &mut Conn) {
+        (**self).on_request(state, conn)
+    }
+    fn on_disconnect(&self, conn: &ConnHandle) {
+        (**self).on_disconnect(conn)
+    }
+    fn on_close(&self, state: H::State, reason: CloseReason) {
+        (**self).on_close(state, reason)
+    }
+}
+
+/// A [`Handler`] made from a closure that answers requests; see [`handler_fn`].
+#[derive(Clone)]
+pub struct FnHandler<F>(F);
+
+/// Adapts a closure into a [`Handler`] with no per-connection state.
+///
+/// ```
+/// // An echo handler: every byte read is written back, without copying.
+/// let echo = netloop::handler_fn(|conn| {
+///     let n = conn.input().len();
+///     let data = conn.input().next(n);
+///     conn.output().write_bytes(data);
+/// });
+/// # let _ = echo;
+/// ```
+pub fn handler_fn<F>(f: F) -> FnHandler<F>
+where
+    F: Fn(&mut Conn) + Send + Sync + 'static,
+{
+    FnHandler(f)
+}
+
+impl<F> Handler for FnHandler<F>
+where
+    F: Fn(&mut Conn) + Send + Sync + 'static,
+{
+    type State = ();
+
+    fn on_connect(&self, _conn: &mut Conn) {}
+
+    fn on_request(&self, _state: &mut (), conn: &mut Conn) {
+        (self.0)(conn)
+    }
+}

@@ -1,0 +1,408 @@
+//! A connection's life on its poller: adoption, reads, writes, dispatch decisions and
+//! closing. [`Poller::settle`] is the one place that decides what a connection does next
+//! after anything happened to it.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::{Adopt, Mode, Poller};
+use crate::conn::ConnShared;
+use crate::dispatch::{self, Job, JobKind};
+use crate::driver::{Event, Interest, Token, TokenKind};
+use crate::session::{Factory, Session};
+use crate::stats::bump;
+use crate::{sys, CloseReason, Conn, ConnHandle};
+
+/// Smallest read worth a system call; below this much spare room the buffer grows.
+const MIN_READ: usize = 4096;
+
+/// A connection in a poller's slab.
+pub(crate) struct Slot {
+    pub(super) generation: u32,
+    pub(super) fd: OwnedFd,
+    shared: Arc<ConnShared>,
+    factory: Arc<dyn Factory>,
+    /// `None` while a worker runs the handler.
+    pub(super) session: Option<Box<dyn Session>>,
+    /// Bytes read while the session is away.
+    incoming: BytesMut,
+    interest: Interest,
+    registered: bool,
+    /// on_connect has returned (the handler may be called for requests).
+    connected: bool,
+    peer_closed: bool,
+    /// Close with this reason as soon as the session is home.
+    pub(super) pending_close: Option<CloseReason>,
+    /// Busy when the drain began: counts as drained when it finishes.
+    pub(super) busy_at_drain: bool,
+}
+
+impl Slot {
+    pub(super) fn is_idle(&mut self) -> bool {
+        match self.session.as_mut() {
+            Some(s) => s.conn().output.is_empty(),
+            None => false,
+        }
+    }
+}
+
+impl Poller {
+    /// Takes ownership of a new connection, registers it and runs `on_connect`.
+    pub(super) fn adopt(&mut self, a: Adopt) {
+        let entry = self.slab.vacant_entry();
+        let index = entry.key();
+        let generation = self.next_generation;
+        self.next_generation = (self.next_generation + 1) & 0x7fff_ffff;
+        let token = Token::conn(index, generation);
+        let shared = a.shared;
+        shared.set_token(token);
+        let span = tracing::info_span!("conn", id = shared.id, peer = %shared.peer, poller = shared.poller);
+        let interest = Interest {
+            read: true,
+            write: false,
+        };
+        if let Err(e) = self.driver.add(a.fd.as_raw_fd(), token, interest) {
+            tracing::warn!(parent: &span, error = %e, "cannot register connection");
+            self.remote.assigned.fetch_sub(1, Ordering::Relaxed);
+            shared.mark_closed();
+            return;
+        }
+        let conn = Conn::new(a.fd.as_raw_fd(), shared.clone(), span.clone());
+        let session = a.factory.session(conn);
+        entry.insert(Slot {
+            generation,
+            fd: a.fd,
+            shared,
+            factory: a.factory,
+            session: None,
+            incoming: BytesMut::new(),
+            interest,
+            registered: true,
+            connected: false,
+            peer_closed: false,
+            pending_close: None,
+            busy_at_drain: false,
+        });
+        bump(&self.remote.counters.adopted, 1);
+        self.remote
+            .counters
+            .active
+            .store(self.slab.len() as u64, Ordering::Relaxed);
+        tracing::debug!(parent: &span, "connection open");
+        self.run_session(index, token, session, true);
+    }
+
+    /// Runs the handler for a session that is home: inline, or by sending it to a
+    /// worker.
+    fn run_session(
+        &mut self,
+        index: usize,
+        token: Token,
+        mut session: Box<dyn Session>,
+        connect: bool,
+    ) {
+        match self.mode {
+            Mode::Inline => {
+                let panicked = dispatch::run(&mut session, connect);
+                self.session_returned(token, session, panicked);
+            }
+            Mode::Pool { .. } => {
+                let _ = index;
+                self.dispatch_job(Job {
+                    poller: self.remote.index,
+                    kind: JobKind::Serve {
+                        token,
+                        session,
+                        connect,
+                    },
+                });
+            }
+        }
+    }
+
+    /// A session is home after running its handler.
+    pub(super) fn session_returned(
+        &mut self,
+        token: Token,
+        session: Box<dyn Session>,
+        panicked: bool,
+    ) {
+        let TokenKind::Conn { index, .. } = token.kind() else {
+            return;
+        };
+        let Some(slot) = self.slab.get_mut(index) else {
+            return;
+        };
+        slot.session = Some(session);
+        slot.connected = true;
+        if panicked {
+            bump(&self.remote.counters.panics, 1);
+            slot.pending_close = Some(CloseReason::Panic);
+        }
+        self.settle(index);
+    }
+
+    /// Readiness on a connection's socket.
+    pub(super) fn conn_event(&mut self, index: usize, event: Event) {
+        if event.error {
+            let err = sys::take_socket_error(self.slab[index].fd.as_raw_fd());
+            self.peer_gone(index, Some(err.kind()));
+            return;
+        }
+        if event.readable && self.slab[index].interest.read {
+            self.on_readable(index);
+        } else if event.hangup {
+            self.peer_gone(index, None);
+            return;
+        }
+        if event.writable && self.slab.contains(index) {
+            self.on_writable(index);
+        }
+    }
+
+    fn on_readable(&mut self, index: usize) {
+        let slot = &mut self.slab[index];
+        let fd = slot.fd.as_raw_fd();
+        let (buf, want) = match slot.session.as_mut() {
+            Some(session) => {
+                let input = &mut session.conn().input;
+                let want = input.want.saturating_sub(input.len());
+                (&mut input.buf, want)
+            }
+            None => (&mut slot.incoming, 0),
+        };
+        self.pool.ensure_spare(buf, MIN_READ.max(want));
+        match self.driver.receive(fd, buf) {
+            Ok(0) => self.peer_gone(index, None),
+            Ok(n) => {
+                bump(&self.remote.counters.bytes_in, n as u64);
+                if let Some(session) = slot.session.as_mut() {
+                    session.conn().input.appended();
+                    self.settle(index);
+                } else if slot.incoming.len() >= self.config.input_high_water {
+                    // Backpressure while the handler is away: stop reading.
+                    self.update_interest(index);
+                }
+            }
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock
+                    || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => self.peer_gone(index, Some(e.kind())),
+        }
+    }
+
+    fn on_writable(&mut self, index: usize) {
+        let slot = &mut self.slab[index];
+        if let Some(session) = slot.session.as_mut() {
+            let _ = session.conn().output.flush();
+            self.settle(index);
+        }
+    }
+
+    /// The peer hung up (end-of-file, reset or error).
+    pub(super) fn peer_gone(&mut self, index: usize, error: Option<io::ErrorKind>) {
+        let slot = &mut self.slab[index];
+        if let Some(kind) = error {
+            slot.pending_close.get_or_insert(CloseReason::Error(kind));
+        }
+        if !slot.peer_closed {
+            slot.peer_closed = true;
+            slot.shared.active.store(false, Ordering::Release);
+            let handle = ConnHandle::new(slot.shared.clone());
+            let factory = slot.factory.clone();
+            let _entered = slot.shared_span();
+            if catch_unwind(AssertUnwindSafe(|| factory.disconnected(&handle))).is_err() {
+                bump(&self.remote.counters.panics, 1);
+            }
+        }
+        self.update_interest(index);
+        self.settle(index);
+    }
+
+    /// Cross-thread sends or a close request are waiting.
+    pub(super) fn notified(&mut self, shared: Arc<ConnShared>) {
+        shared.clear_notified();
+        let TokenKind::Conn { index, generation } = shared.token().kind() else {
+            return;
+        };
+        match self.slab.get(index) {
+            Some(slot) if slot.generation == generation => self.settle(index),
+            _ => {}
+        }
+    }
+
+    /// Decides what a connection does next. Does nothing while its handler is away.
+    pub(super) fn settle(&mut self, index: usize) {
+        loop {
+            let Some(slot) = self.slab.get_mut(index) else {
+                return;
+            };
+            let Some(session) = slot.session.as_mut() else {
+                return;
+            };
+            let conn = session.conn();
+            let counters = &self.remote.counters;
+            bump(&counters.bytes_out, std::mem::take(&mut conn.output.sent));
+            bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
+            conn.input.absorb(&mut slot.incoming);
+            conn.take_outbox();
+            if !conn.output.is_empty() {
+                let _ = conn.output.flush();
+            }
+            if let Some(reason) = slot.pending_close {
+                return self.finalize(index, reason);
+            }
+            if let Some(kind) = conn.output.error {
+                return self.finalize(index, CloseReason::Error(kind));
+            }
+            let output_pending = !conn.output.is_empty();
+            if conn.close_requested {
+                if !output_pending {
+                    return self.finalize(index, CloseReason::Local);
+                }
+            } else if self.draining.is_some() {
+                if !output_pending {
+                    return self.finalize(index, CloseReason::Shutdown);
+                }
+            } else if slot.connected && conn.input.ready() {
+                let token = Token::conn(index, slot.generation);
+                let session = slot.session.take().expect("checked above");
+                match self.mode {
+                    Mode::Inline => {
+                        let mut session = session;
+                        let panicked = dispatch::run(&mut session, false);
+                        let slot = &mut self.slab[index];
+                        slot.session = Some(session);
+                        if panicked {
+                            bump(&self.remote.counters.panics, 1);
+                            slot.pending_close = Some(CloseReason::Panic);
+                        }
+                        continue;
+                    }
+                    Mode::Pool { .. } => return self.run_session(index, token, session, false),
+                }
+            } else if slot.peer_closed && !output_pending {
+                return self.finalize(index, CloseReason::PeerClosed);
+            }
+            // Nothing to run: give back buffers an idle connection does not need.
+            if conn.input.is_empty() && conn.input.buf.capacity() > 0 {
+                self.pool.put(&mut conn.input.buf);
+            }
+            if conn.output.is_empty() && conn.output.tail.capacity() > 0 {
+                self.pool.put(&mut conn.output.tail);
+            }
+            slot.shared
+                .output_pending
+                .store(conn.output.len(), Ordering::Release);
+            self.update_interest(index);
+            return;
+        }
+    }
+
+    /// Brings the driver's interest for a connection in line with its state.
+    pub(super) fn update_interest(&mut self, index: usize) {
+        let draining = self.draining.is_some();
+        let slot = &mut self.slab[index];
+        let high_water = self.config.input_high_water;
+        let (read, write) = match slot.session.as_mut() {
+            Some(session) => {
+                let conn = session.conn();
+                let limit = high_water.max(conn.input.want);
+                (
+                    !conn.close_requested && !draining && conn.input.len() < limit,
+                    !conn.output.is_empty(),
+                )
+            }
+            None => (slot.incoming.len() < high_water, false),
+        };
+        let wanted = Interest {
+            read: read && !slot.peer_closed && slot.pending_close.is_none(),
+            write: write && slot.pending_close.is_none(),
+        };
+        if wanted == slot.interest && slot.registered {
+            return;
+        }
+        let fd = slot.fd.as_raw_fd();
+        let token = Token::conn(index, slot.generation);
+        if slot.peer_closed && !wanted.read && !wanted.write {
+            // A hung-up socket stays readable/hung-up forever under level triggering:
+            // stop watching it altogether until it is closed.
+            if slot.registered {
+                let _ = self.driver.delete(fd);
+                slot.registered = false;
+            }
+        } else if slot.registered {
+            let _ = self.driver.modify(fd, token, wanted);
+        } else {
+            let _ = self.driver.add(fd, token, wanted);
+            slot.registered = true;
+        }
+        slot.interest = wanted;
+    }
+
+    /// Closes the socket and runs `on_close`. The session must be home.
+    pub(super) fn finalize(&mut self, index: usize, reason: CloseReason) {
+        let mut slot = self.slab.remove(index);
+        let mut session = slot.session.take().expect("finalize with the session away");
+        if slot.registered {
+            let _ = self.driver.delete(slot.fd.as_raw_fd());
+        }
+        drop(slot.fd);
+        slot.shared.mark_closed();
+        let conn = session.conn();
+        bump(
+            &self.remote.counters.bytes_out,
+            std::mem::take(&mut conn.output.sent),
+        );
+        bump(
+            &self.remote.counters.handler_calls,
+            std::mem::take(&mut conn.calls),
+        );
+        self.pool.put(&mut conn.input.buf);
+        self.pool.put(&mut slot.incoming);
+        tracing::debug!(parent: &conn.span, %reason, "connection closed");
+        let counters = &self.remote.counters;
+        bump(&counters.closed[reason.slot()], 1);
+        counters
+            .active
+            .store(self.slab.len() as u64, Ordering::Relaxed);
+        self.remote.assigned.fetch_sub(1, Ordering::Relaxed);
+        if let Some(d) = self.draining.as_mut() {
+            if slot.busy_at_drain && reason != CloseReason::ShutdownForced {
+                d.report.drained += 1;
+            }
+        }
+        if !slot.connected {
+            // on_connect never returned: there is no state for on_close.
+            return;
+        }
+        match &mut self.mode {
+            Mode::Inline => {
+                if dispatch::close(session, reason) {
+                    bump(&self.remote.counters.panics, 1);
+                }
+            }
+            Mode::Pool { .. } => {
+                let job = Job {
+                    poller: self.remote.index,
+                    kind: JobKind::Close { session, reason },
+                };
+                self.dispatch_job(job);
+            }
+        }
+    }
+}
+
+impl Slot {
+    /// Enters the connection's tracing span for callbacks run by the poller.
+    fn shared_span(&mut self) -> Option<tracing::span::EnteredSpan> {
+        self.session
+            .as_mut()
+            .map(|s| s.conn().span.clone().entered())
+    }
+}

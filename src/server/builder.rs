@@ -1,0 +1,238 @@
+//! [`Builder`]: every server setting, with its default.
+
+use std::net::SocketAddr;
+
+use crate::{Addr, AddrParseError, Balance, Dispatch, Error, Handler, ServerHandle};
+
+use super::start;
+
+/// Something [`Builder::listen`] accepts as an address: an [`Addr`], a
+/// [`SocketAddr`], or a string such as `"127.0.0.1:7000"` or `"unix:/tmp/app.sock"`.
+pub trait IntoAddr {
+    /// Converts into an address, or says why the text is not one.
+    fn into_addr(self) -> Result<Addr, AddrParseError>;
+}
+
+impl IntoAddr for Addr {
+    fn into_addr(self) -> Result<Addr, AddrParseError> {
+        Ok(self)
+    }
+}
+
+impl IntoAddr for SocketAddr {
+    fn into_addr(self) -> Result<Addr, AddrParseError> {
+        Ok(Addr::Tcp(self))
+    }
+}
+
+impl IntoAddr for &str {
+    fn into_addr(self) -> Result<Addr, AddrParseError> {
+        self.parse()
+    }
+}
+
+impl IntoAddr for String {
+    fn into_addr(self) -> Result<Addr, AddrParseError> {
+        self.parse()
+    }
+}
+
+/// Configures and starts a server. Obtained from [`Server::builder`](crate::Server::builder).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use netloop::{handler_fn, Dispatch, Server};
+///
+/// let server = Server::builder()
+///     .listen("127.0.0.1:7000")
+///     .listen("[::1]:7000")
+///     .dispatch(Dispatch::Pool { threads: 4 })
+///     .serve(handler_fn(|conn| {
+///         let n = conn.input().len();
+///         let data = conn.input().next(n);
+///         conn.output().write_bytes(data);
+///     }))
+///     .expect("listen");
+/// println!("listening on {:?}", server.local_addrs());
+/// let report = server.shutdown(Duration::from_secs(5));
+/// println!("{report:?}");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    pub(super) listeners: Vec<Addr>,
+    pub(super) bad_addrs: Vec<AddrParseError>,
+    pub(super) pollers: Option<usize>,
+    pub(super) pin_cpus: bool,
+    pub(super) dispatch: Dispatch,
+    pub(super) balance: Balance,
+    pub(super) backlog: i32,
+    pub(super) nodelay: bool,
+    pub(super) read_buffer_size: usize,
+    pub(super) pooled_buffers: usize,
+    pub(super) input_high_water: usize,
+    pub(super) output_high_water: usize,
+    pub(super) queue_capacity: usize,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            listeners: Vec::new(),
+            bad_addrs: Vec::new(),
+            pollers: None,
+            pin_cpus: false,
+            dispatch: Dispatch::Inline,
+            balance: Balance::RoundRobin,
+            backlog: 1024,
+            nodelay: true,
+            read_buffer_size: 16 * 1024,
+            pooled_buffers: 1024,
+            input_high_water: 4 << 20,
+            output_high_water: 4 << 20,
+            queue_capacity: 1024,
+        }
+    }
+}
+
+impl Builder {
+    /// Adds a listener. Call it several times to listen on several addresses (TCP on
+    /// IPv4 and IPv6, Unix domain sockets); port 0 picks a free port, reported by
+    /// [`ServerHandle::local_addrs`]. An invalid address string is reported by
+    /// [`serve`](Builder::serve).
+    pub fn listen(mut self, addr: impl IntoAddr) -> Builder {
+        match addr.into_addr() {
+            Ok(a) => self.listeners.push(a),
+            Err(e) => self.bad_addrs.push(e),
+        }
+        self
+    }
+
+    /// Number of poller threads. Default: the number of CPUs this process may use.
+    pub fn pollers(mut self, n: usize) -> Builder {
+        self.pollers = Some(n);
+        self
+    }
+
+    /// Pins poller `i` to the `i`-th CPU this process may run on (wrapping around).
+    /// Default: off.
+    pub fn pin_cpus(mut self, pin: bool) -> Builder {
+        self.pin_cpus = pin;
+        self
+    }
+
+    /// Where handlers run. Default: [`Dispatch::Inline`].
+    pub fn dispatch(mut self, dispatch: Dispatch) -> Builder {
+        self.dispatch = dispatch;
+        self
+    }
+
+    /// How connections are spread over pollers. Default: [`Balance::RoundRobin`].
+    pub fn balance(mut self, balance: Balance) -> Builder {
+        self.balance = balance;
+        self
+    }
+
+    /// The listen backlog. Default: 1024.
+    pub fn backlog(mut self, backlog: u32) -> Builder {
+        self.backlog = backlog.min(i32::MAX as u32) as i32;
+        self
+    }
+
+    /// Sets `TCP_NODELAY` on accepted and dialed TCP connections. Default: on (this is a
+    /// latency-first library).
+    pub fn nodelay(mut self, nodelay: bool) -> Builder {
+        self.nodelay = nodelay;
+        self
+    }
+
+    /// Size of the pooled read buffers. Default: 16 KiB.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Builder {
+        self.read_buffer_size = bytes;
+        self
+    }
+
+    /// Read buffers each poller keeps for reuse. Default: 1024.
+    pub fn pooled_buffers(mut self, n: usize) -> Builder {
+        self.pooled_buffers = n;
+        self
+    }
+
+    /// Input high-water mark: with this many bytes buffered and not consumed, the
+    /// poller stops reading the connection until the handler drains it (a handler's
+    /// [`Input::want`](crate::Input::want) raises it for its connection). Default: 4 MiB.
+    pub fn input_high_water(mut self, bytes: usize) -> Builder {
+        self.input_high_water = bytes;
+        self
+    }
+
+    /// Output high-water mark: [`ConnHandle::send`](crate::ConnHandle::send) returns
+    /// [`Error::Full`] once this many bytes are queued for a connection. Default: 4 MiB.
+    pub fn output_high_water(mut self, bytes: usize) -> Builder {
+        self.output_high_water = bytes;
+        self
+    }
+
+    /// In [`Dispatch::Pool`] mode, how many connections one poller may have on workers
+    /// at once; ready connections beyond that wait in the poller's backlog, in order.
+    /// Default: 1024.
+    pub fn queue_capacity(mut self, n: usize) -> Builder {
+        self.queue_capacity = n;
+        self
+    }
+
+    /// Binds the listeners, starts the pollers (and workers) and serves every accepted
+    /// connection with `handler`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid setting or address, or no listener;
+    /// [`Error::Bind`] if a listener cannot be bound; [`Error::Io`] if a thread or an
+    /// epoll instance cannot be created.
+    pub fn serve<H: Handler>(self, handler: H) -> Result<ServerHandle, Error> {
+        if self.listeners.is_empty() && self.bad_addrs.is_empty() {
+            return Err(Error::Config(
+                "no listener: call listen() before serve(), or start() for a dial-only loop".into(),
+            ));
+        }
+        start::start(self, Some(crate::session::HandlerFactory::new(handler)))
+    }
+
+    /// Starts the pollers without listeners, for outbound connections made with
+    /// [`ServerHandle::dial`].
+    ///
+    /// # Errors
+    /// As [`serve`](Builder::serve), except that listeners are not required.
+    pub fn start(self) -> Result<ServerHandle, Error> {
+        start::start(self, None)
+    }
+
+    pub(super) fn validate(&self) -> Result<(), Error> {
+        if let Some(e) = self.bad_addrs.first() {
+            return Err(Error::Config(e.to_string()));
+        }
+        if self.pollers == Some(0) {
+            return Err(Error::Config(
+                "pollers(0): at least one poller is needed".into(),
+            ));
+        }
+        if let Dispatch::Pool { threads: 0 } = self.dispatch {
+            return Err(Error::Config(
+                "Dispatch::Pool { threads: 0 }: at least one worker is needed".into(),
+            ));
+        }
+        if self.read_buffer_size < 512 {
+            return Err(Error::Config(format!(
+                "read_buffer_size({}) is below the 512-byte minimum",
+                self.read_buffer_size
+            )));
+        }
+        if self.queue_capacity == 0 {
+            return Err(Error::Config(
+                "queue_capacity(0): must be at least 1".into(),
+            ));
+        }
+        if self.input_high_water == 0 || self.output_high_water == 0 {
+            return Err(Error::Config("high-water marks must be above 0".into()));
+        }
+        Ok(())
+    }
+}

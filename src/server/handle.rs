@@ -1,0 +1,299 @@
+//! [`ServerHandle`]: addresses, stats, dialing, and graceful shutdown.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::conn::ConnShared;
+use crate::dispatch::WorkerPool;
+use crate::poller::{Adopt, Balancer, Command, Remote};
+use crate::session::HandlerFactory;
+use crate::{sys, Addr, ConnHandle, Error, Handler, ShutdownReport, Stats};
+
+use super::IntoAddr;
+
+/// Everything `start` hands to a new handle.
+pub(super) struct Parts {
+    pub(super) remotes: Vec<Arc<Remote>>,
+    pub(super) balancer: Arc<Balancer>,
+    pub(super) local_addrs: Vec<Addr>,
+    pub(super) unix_paths: Vec<PathBuf>,
+    pub(super) pool: Option<Arc<WorkerPool>>,
+    pub(super) nodelay: bool,
+    pub(super) output_high_water: usize,
+}
+
+#[derive(Default)]
+struct Control {
+    /// A shutdown asked for through a [`Stopper`], with its grace period.
+    request: Option<Duration>,
+    /// The result, once a shutdown completed.
+    report: Option<ShutdownReport>,
+}
+
+struct Inner {
+    parts: Parts,
+    /// `true` once a shutdown began; dialers hold the read side while handing over.
+    stopping: RwLock<bool>,
+    pollers: Mutex<Vec<JoinHandle<()>>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    control: Mutex<Control>,
+    changed: Condvar,
+}
+
+/// A running server (or dial-only loop): its addresses, counters, and the way to stop it.
+///
+/// Dropping the handle without calling [`shutdown`](ServerHandle::shutdown) shuts the
+/// server down with no grace period.
+pub struct ServerHandle {
+    inner: Arc<Inner>,
+}
+
+/// Asks a server to shut down, from any thread (a signal handler thread, a test). The
+/// thread blocked in [`ServerHandle::wait`] performs the shutdown.
+#[derive(Clone)]
+pub struct Stopper {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("local_addrs", &self.inner.parts.local_addrs)
+            .field("pollers", &self.inner.parts.remotes.len())
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stopper")
+    }
+}
+
+impl Stopper {
+    /// Requests a graceful shutdown with `grace` as the deadline; returns at once.
+    pub fn stop(&self, grace: Duration) {
+        lock(&self.inner.control).request.get_or_insert(grace);
+        self.inner.changed.notify_all();
+    }
+}
+
+impl ServerHandle {
+    pub(super) fn new(parts: Parts) -> ServerHandle {
+        ServerHandle {
+            inner: Arc::new(Inner {
+                parts,
+                stopping: RwLock::new(false),
+                pollers: Mutex::new(Vec::new()),
+                workers: Mutex::new(Vec::new()),
+                control: Mutex::new(Control::default()),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
+    pub(super) fn add_poller_thread(&self, join: JoinHandle<()>) {
+        lock(&self.inner.pollers).push(join);
+    }
+
+    pub(super) fn add_worker_threads(&self, joins: Vec<JoinHandle<()>>) {
+        lock(&self.inner.workers).extend(joins);
+    }
+
+    /// Start-up failed half way: stop what was started and return the error.
+    pub(super) fn abort(&self, e: std::io::Error) -> Error {
+        self.shutdown(Duration::ZERO);
+        Error::Io(e)
+    }
+
+    /// The listeners' real addresses, in the order they were given to the builder
+    /// (port 0 resolved to the port the system picked).
+    pub fn local_addrs(&self) -> &[Addr] {
+        &self.inner.parts.local_addrs
+    }
+
+    /// Number of poller threads.
+    pub fn pollers(&self) -> usize {
+        self.inner.parts.remotes.len()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats::default();
+        for r in &self.inner.parts.remotes {
+            r.counters.add_to(&mut stats);
+        }
+        stats
+    }
+
+    /// A [`Stopper`] for requesting shutdown from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Opens an outbound connection to `addr` (waiting at most `timeout` for the
+    /// connect) and gives it to a poller, driven by `handler` exactly like an accepted
+    /// connection (`on_prepare` is not called). Returns once the socket is connected;
+    /// `on_connect` runs on the poller (or a worker) right after.
+    ///
+    /// # Errors
+    /// [`Error::ShuttingDown`] once a shutdown began; [`Error::Config`] for an invalid
+    /// address string; [`Error::Io`] if the connect fails or times out
+    /// (`ErrorKind::TimedOut`).
+    pub fn dial<H: Handler>(
+        &self,
+        addr: impl IntoAddr,
+        timeout: Duration,
+        handler: H,
+    ) -> Result<ConnHandle, Error> {
+        let addr = addr.into_addr().map_err(|e| Error::Config(e.to_string()))?;
+        if *read(&self.inner.stopping) {
+            return Err(Error::ShuttingDown);
+        }
+        let (fd, local) = sys::connect_blocking(&addr, timeout)?;
+        if self.inner.parts.nodelay && matches!(addr, Addr::Tcp(_)) {
+            sys::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+        }
+        let stopping = read(&self.inner.stopping);
+        if *stopping {
+            return Err(Error::ShuttingDown);
+        }
+        let remote = self.inner.parts.balancer.choose(None, true);
+        let shared = ConnShared::create(remote, addr, local, self.inner.parts.output_high_water);
+        let handle = ConnHandle::new(shared.clone());
+        remote.push(Command::Adopt(Adopt {
+            fd,
+            shared,
+            factory: HandlerFactory::new(handler),
+        }));
+        Ok(handle)
+    }
+
+    /// Blocks until a [`Stopper`] asks for a shutdown (or another thread calls
+    /// [`shutdown`](ServerHandle::shutdown)), performs it, and returns its report.
+    pub fn wait(&self) -> ShutdownReport {
+        let grace = {
+            let mut control = lock(&self.inner.control);
+            loop {
+                if let Some(report) = control.report {
+                    return report;
+                }
+                if let Some(grace) = control.request {
+                    break grace;
+                }
+                control = self
+                    .inner
+                    .changed
+                    .wait(control)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        self.shutdown(grace)
+    }
+
+    /// Shuts down gracefully: stops accepting and closes the listeners; closes idle
+    /// connections at once; lets busy ones (a handler running, output not yet sent)
+    /// finish and flush, then closes them; at `grace` from now cuts off whatever is left;
+    /// joins every poller and worker thread. Returns what happened.
+    ///
+    /// A handler still running at the deadline has its connection shut down under it;
+    /// its thread is joined when it returns (Rust cannot stop a running thread).
+    /// Calling this again returns the first call's report.
+    pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        {
+            let mut stopping = self
+                .inner
+                .stopping
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            if *stopping {
+                drop(stopping);
+                return self.wait_for_report();
+            }
+            *stopping = true;
+        }
+        let deadline = Instant::now() + grace;
+        let remotes = &self.inner.parts.remotes;
+        let running = lock(&self.inner.pollers).len();
+        // Phase 1: every poller closes its listeners. Connections already handed from one
+        // poller to another are queued ahead of phase 2's command, so none is lost.
+        let (ack_tx, ack_rx) = mpsc::channel();
+        for r in remotes.iter().take(running) {
+            r.push(Command::StopAccepting(ack_tx.clone()));
+        }
+        drop(ack_tx);
+        for _ in 0..running {
+            if ack_rx.recv().is_err() {
+                break;
+            }
+        }
+        // Phase 2: drain.
+        let (done_tx, done_rx) = mpsc::channel();
+        for r in remotes.iter().take(running) {
+            r.push(Command::Drain {
+                deadline,
+                done: done_tx.clone(),
+            });
+        }
+        drop(done_tx);
+        let mut report = ShutdownReport::default();
+        for _ in 0..running {
+            match done_rx.recv() {
+                Ok(r) => report.add(&r),
+                Err(_) => break,
+            }
+        }
+        for join in lock(&self.inner.pollers).drain(..) {
+            if join.join().is_err() {
+                tracing::error!("a poller thread panicked");
+            }
+        }
+        if let Some(pool) = &self.inner.parts.pool {
+            pool.stop();
+        }
+        for join in lock(&self.inner.workers).drain(..) {
+            let _ = join.join();
+        }
+        for path in &self.inner.parts.unix_paths {
+            let _ = std::fs::remove_file(path);
+        }
+        lock(&self.inner.control).report = Some(report);
+        self.inner.changed.notify_all();
+        report
+    }
+
+    fn wait_for_report(&self) -> ShutdownReport {
+        let mut control = lock(&self.inner.control);
+        loop {
+            if let Some(r) = control.report {
+                return r;
+            }
+            control = self
+                .inner
+                .changed
+                .wait(control)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if !*read(&self.inner.stopping) {
+            self.shutdown(Duration::ZERO);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,141 @@
+//! Counters: what [`ServerHandle::stats`](crate::ServerHandle::stats) and
+//! [`ServerHandle::shutdown`](crate::ServerHandle::shutdown) report.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::CloseReason;
+
+/// A snapshot of the server's counters, summed over its pollers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Connections open now (accepted and dialed).
+    pub active: u64,
+    /// Connections accepted by the listeners (including rejected ones).
+    pub accepted: u64,
+    /// Connections refused by [`Handler::on_prepare`](crate::Handler::on_prepare).
+    pub rejected: u64,
+    /// Connections closed, by reason.
+    pub closed: ClosedStats,
+    /// Bytes read from sockets.
+    pub bytes_in: u64,
+    /// Bytes written to sockets.
+    pub bytes_out: u64,
+    /// `on_request` calls.
+    pub handler_calls: u64,
+    /// Handler callbacks that panicked.
+    pub panics: u64,
+    /// Per-poller figures, indexed by poller.
+    pub pollers: Vec<PollerStats>,
+}
+
+/// Closed connections by [`CloseReason`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClosedStats {
+    /// [`CloseReason::PeerClosed`].
+    pub peer_closed: u64,
+    /// [`CloseReason::Local`].
+    pub local: u64,
+    /// [`CloseReason::Shutdown`].
+    pub shutdown: u64,
+    /// [`CloseReason::ShutdownForced`].
+    pub shutdown_forced: u64,
+    /// [`CloseReason::Panic`].
+    pub panic: u64,
+    /// [`CloseReason::Error`].
+    pub error: u64,
+}
+
+impl ClosedStats {
+    /// All closed connections.
+    pub fn total(&self) -> u64 {
+        self.peer_closed
+            + self.local
+            + self.shutdown
+            + self.shutdown_forced
+            + self.panic
+            + self.error
+    }
+}
+
+/// One poller's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PollerStats {
+    /// Connections this poller owns now.
+    pub active: u64,
+    /// Connections this poller has adopted since start.
+    pub adopted: u64,
+}
+
+/// What a graceful shutdown did, returned by
+/// [`ServerHandle::shutdown`](crate::ServerHandle::shutdown).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Connections that were idle at shutdown and closed at once.
+    pub idle_closed: u64,
+    /// Connections that were busy at shutdown and finished (handler returned, output
+    /// flushed) before the deadline.
+    pub drained: u64,
+    /// Connections still busy at the deadline, cut off.
+    pub forced: u64,
+}
+
+impl ShutdownReport {
+    pub(crate) fn add(&mut self, other: &ShutdownReport) {
+        self.idle_closed += other.idle_closed;
+        self.drained += other.drained;
+        self.forced += other.forced;
+    }
+}
+
+/// One poller's counters. Each is written by the owning poller thread only, so an
+/// update is a plain load and store (no locked instruction); readers on other threads
+/// see a recent value.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) active: AtomicU64,
+    pub(crate) adopted: AtomicU64,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) rejected: AtomicU64,
+    pub(crate) closed: [AtomicU64; CloseReason::SLOTS],
+    pub(crate) bytes_in: AtomicU64,
+    pub(crate) bytes_out: AtomicU64,
+    pub(crate) handler_calls: AtomicU64,
+    pub(crate) panics: AtomicU64,
+}
+
+/// Adds to a single-writer counter.
+#[inline]
+pub(crate) fn bump(counter: &AtomicU64, n: u64) {
+    if n != 0 {
+        counter.store(counter.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
+impl Counters {
+    pub(crate) fn add_to(&self, stats: &mut Stats) {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let active = get(&self.active);
+        stats.active += active;
+        stats.accepted += get(&self.accepted);
+        stats.rejected += get(&self.rejected);
+        stats.bytes_in += get(&self.bytes_in);
+        stats.bytes_out += get(&self.bytes_out);
+        stats.handler_calls += get(&self.handler_calls);
+        stats.panics += get(&self.panics);
+        let c = &mut stats.closed;
+        c.peer_closed += get(&self.closed[CloseReason::PeerClosed.slot()]);
+        c.local += get(&self.closed[CloseReason::Local.slot()]);
+        c.shutdown += get(&self.closed[CloseReason::Shutdown.slot()]);
+        c.shutdown_forced += get(&self.closed[CloseReason::ShutdownForced.slot()]);
+        c.panic += get(&self.closed[CloseReason::Panic.slot()]);
+        c.error += get(&self.closed[CloseReason::Error(std::io::ErrorKind::Other).slot()]);
+        stats.pollers.push(PollerStats {
+            active,
+            adopted: get(&self.adopted),
+        });
+    }
+}

@@ -1,0 +1,69 @@
+//! Thin, safe wrappers over the Linux system calls the loop makes on its hot path, and
+//! socket setup through `socket2`.
+
+mod affinity;
+mod socket;
+
+pub(crate) use affinity::{allowed_cpus, pin_current_thread};
+pub(crate) use socket::{accept, connect_blocking, listen, local_addr, set_nodelay, shutdown};
+
+use std::io::{self, IoSlice};
+use std::os::fd::RawFd;
+
+use bytes::BytesMut;
+
+/// Turns a `-1` return into the thread's `errno`.
+fn cvt(ret: isize) -> io::Result<usize> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret as usize)
+    }
+}
+
+/// One `read(2)` into the spare capacity of `buf`; the bytes read are appended.
+/// `Ok(0)` means end-of-file (or a buffer with no spare room, which callers avoid).
+pub(crate) fn read_into(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: the pointer and length describe writable memory owned by `buf`; the kernel
+    // writes at most `spare.len()` bytes into it.
+    let n = cvt(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) })?;
+    // SAFETY: the kernel initialised exactly `n` bytes of the spare capacity.
+    unsafe { buf.set_len(buf.len() + n) };
+    Ok(n)
+}
+
+/// One gathered `sendmsg(2)` with `MSG_NOSIGNAL`, so a peer that has gone raises
+/// `EPIPE` instead of killing the process with `SIGPIPE`.
+pub(crate) fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // SAFETY: an all-zero msghdr is valid; only the iovec fields are set.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // IoSlice is guaranteed ABI-compatible with iovec on Unix.
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = bufs.len() as _;
+    // SAFETY: msg points at `bufs.len()` valid iovecs that outlive the call.
+    cvt(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL) })
+}
+
+/// `getsockopt(SO_ERROR)`: the pending error of a socket that reported `EPOLLERR`.
+pub(crate) fn take_socket_error(fd: RawFd) -> io::Error {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: err and len are valid out-pointers of the sizes given.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        io::Error::last_os_error()
+    } else if err == 0 {
+        io::Error::from(io::ErrorKind::ConnectionReset)
+    } else {
+        io::Error::from_raw_os_error(err)
+    }
+}

@@ -1,0 +1,150 @@
+//! Listening, accepting and connecting sockets.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use crate::Addr;
+
+/// Converts a kernel socket address into an [`Addr`].
+fn to_addr(sa: &SockAddr) -> Addr {
+    if let Some(tcp) = sa.as_socket() {
+        return Addr::Tcp(tcp);
+    }
+    Addr::Unix(
+        sa.as_pathname()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default(),
+    )
+}
+
+fn to_sockaddr(addr: &Addr) -> io::Result<SockAddr> {
+    match addr {
+        Addr::Tcp(a) => Ok(SockAddr::from(*a)),
+        Addr::Unix(p) => SockAddr::unix(p),
+    }
+}
+
+fn domain_of(addr: &Addr) -> Domain {
+    match addr {
+        Addr::Tcp(a) if a.is_ipv4() => Domain::IPV4,
+        Addr::Tcp(_) => Domain::IPV6,
+        Addr::Unix(_) => Domain::UNIX,
+    }
+}
+
+/// A non-blocking, close-on-exec listening socket.
+pub(crate) fn listen(addr: &Addr, reuse_port: bool, backlog: i32) -> io::Result<OwnedFd> {
+    let socket = Socket::new(domain_of(addr), Type::STREAM.nonblocking().cloexec(), None)?;
+    if let Addr::Tcp(a) = addr {
+        socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
+        if a.is_ipv6() {
+            // An IPv6 listener serves IPv6 only; listen on an IPv4 address too if wanted.
+            socket.set_only_v6(true)?;
+        }
+    }
+    socket.bind(&to_sockaddr(addr)?)?;
+    socket.listen(backlog)?;
+    Ok(OwnedFd::from(socket))
+}
+
+/// The address a socket is bound to.
+pub(crate) fn local_addr(fd: RawFd) -> io::Result<Addr> {
+    // SAFETY: the fd is borrowed for the duration of the call only; ManuallyDrop keeps
+    // socket2 from closing it.
+    let socket = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd) });
+    Ok(to_addr(&socket.local_addr()?))
+}
+
+/// Accepts one connection: non-blocking and close-on-exec in the same system call.
+pub(crate) fn accept(listener: RawFd) -> io::Result<(OwnedFd, Addr)> {
+    // SAFETY: try_init hands a zeroed sockaddr_storage and its length to accept4, which
+    // writes at most that many bytes.
+    let (fd, peer) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            let fd = libc::accept4(
+                listener,
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(fd)
+            }
+        })?
+    };
+    // SAFETY: accept4 returned a new descriptor that nothing else owns.
+    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, to_addr(&peer)))
+}
+
+/// Disables Nagle's algorithm on a TCP socket.
+pub(crate) fn set_nodelay(fd: RawFd) -> io::Result<()> {
+    // SAFETY: borrowed for the call only, see local_addr.
+    let socket = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd) });
+    socket.set_tcp_nodelay(true)
+}
+
+/// `shutdown(2)` both directions: the peer sees the connection end while the descriptor
+/// stays open (used to cut off a connection whose handler is still running).
+pub(crate) fn shutdown(fd: RawFd) {
+    // SAFETY: plain system call on a descriptor we own; errors (already closed) are moot.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}
+
+/// Connects to `addr` within `timeout`, returning a non-blocking socket and both ends'
+/// addresses.
+pub(crate) fn connect_blocking(addr: &Addr, timeout: Duration) -> io::Result<(OwnedFd, Addr)> {
+    let socket = Socket::new(domain_of(addr), Type::STREAM.nonblocking().cloexec(), None)?;
+    let target = to_sockaddr(addr)?;
+    match socket.connect(&target) {
+        Ok(()) => {}
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINPROGRESS)
+                || e.kind() == io::ErrorKind::WouldBlock =>
+        {
+            wait_writable(socket.as_raw_fd(), timeout)?;
+            if let Some(e) = socket.take_error()? {
+                return Err(e);
+            }
+        }
+        Err(e) => return Err(e),
+    }
+    let local = to_addr(&socket.local_addr()?);
+    // SAFETY: into_raw_fd gives up socket2's ownership of the descriptor.
+    Ok((unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) }, local))
+}
+
+fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+        }
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd.
+        let ret = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if ret < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if ret > 0 {
+            return Ok(());
+        }
+    }
+}
