@@ -1,0 +1,85 @@
+//! Helpers shared by the integration tests: servers on loopback, blocking clients with
+//! bounded waits.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use netloop::{handler_fn, Dispatch, FnHandler, Handler, Server, ServerHandle};
+
+/// Every wait in the tests gives up after this long, so a broken server fails a test
+/// instead of hanging it. It bounds; it is never asserted as a timing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Both dispatch modes, for tests that must hold in each.
+pub fn modes() -> [Dispatch; 2] {
+    [Dispatch::Inline, Dispatch::Pool { threads: 4 }]
+}
+
+/// An echo handler: sends back every byte, without copying.
+pub fn echo() -> FnHandler<impl Fn(&mut netloop::Conn) + Send + Sync + 'static> {
+    handler_fn(|conn| {
+        let n = conn.input().len();
+        let data = conn.input().next(n);
+        conn.output().write_bytes(data);
+    })
+}
+
+/// A server on 127.0.0.1 with an ephemeral port.
+pub fn serve<H: Handler>(dispatch: Dispatch, pollers: usize, handler: H) -> ServerHandle {
+    Server::builder()
+        .listen("127.0.0.1:0")
+        .pollers(pollers)
+        .dispatch(dispatch)
+        .serve(handler)
+        .expect("server starts")
+}
+
+/// The server's first listener as a TCP address.
+pub fn addr(server: &ServerHandle) -> SocketAddr {
+    server.local_addrs()[0].as_tcp().expect("a TCP listener")
+}
+
+/// A blocking client whose reads and writes give up after [`PATIENCE`].
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    s.set_write_timeout(Some(PATIENCE)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// Sends `data` and reads back exactly as many bytes.
+pub fn round_trip(stream: &mut TcpStream, data: &[u8]) -> Vec<u8> {
+    stream.write_all(data).unwrap();
+    let mut got = vec![0u8; data.len()];
+    stream.read_exact(&mut got).unwrap();
+    got
+}
+
+/// Reads until the peer closes; returns what was read.
+pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let _ = stream.read_to_end(&mut all);
+    all
+}
+
+/// Polls `cond` until it holds or [`PATIENCE`] runs out; returns whether it held.
+pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cond()
+}
+
+/// A deterministic payload of `len` bytes.
+pub fn payload(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
