@@ -30,7 +30,8 @@ pub(crate) trait Factory: Send + Sync {
 pub(crate) struct HandlerFactory<H>(Arc<H>);
 
 impl<H: Handler> HandlerFactory<H> {
-    pub(crate) fn new(handler: H) -> Arc<dyn Factory> {
+    /// The factory for `handler`, type-erased.
+    pub(crate) fn shared(handler: H) -> Arc<dyn Factory> {
         Arc::new(HandlerFactory(Arc::new(handler)))
     }
 }

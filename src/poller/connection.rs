@@ -249,7 +249,12 @@ impl Poller {
             let counters = &self.remote.counters;
             bump(&counters.bytes_out, std::mem::take(&mut conn.output.sent));
             bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
-            conn.input.absorb(&mut slot.incoming);
+            if !slot.incoming.is_empty() {
+                conn.input.absorb(&mut slot.incoming);
+            }
+            if slot.incoming.capacity() > 0 {
+                self.pool.put(&mut slot.incoming);
+            }
             conn.take_outbox();
             if !conn.output.is_empty() {
                 let _ = conn.output.flush();

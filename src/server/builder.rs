@@ -193,7 +193,7 @@ impl Builder {
                 "no listener: call listen() before serve(), or start() for a dial-only loop".into(),
             ));
         }
-        start::start(self, Some(crate::session::HandlerFactory::new(handler)))
+        start::start(self, Some(crate::session::HandlerFactory::shared(handler)))
     }
 
     /// Starts the pollers without listeners, for outbound connections made with

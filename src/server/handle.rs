@@ -169,7 +169,7 @@ impl ServerHandle {
         remote.push(Command::Adopt(Adopt {
             fd,
             shared,
-            factory: HandlerFactory::new(handler),
+            factory: HandlerFactory::shared(handler),
         }));
         Ok(handle)
     }
