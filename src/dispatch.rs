@@ -184,15 +184,23 @@ impl WorkerPool {
                         connect,
                     } => {
                         let panicked = run(&mut session, connect);
-                        remote.complete(Completion::Served {
-                            token,
-                            session,
-                            panicked,
-                        });
+                        let conn = session.conn();
+                        let urgent = panicked
+                            || conn.close_requested
+                            || !conn.output.is_empty()
+                            || conn.output.error.is_some();
+                        remote.complete(
+                            Completion::Served {
+                                token,
+                                session,
+                                panicked,
+                            },
+                            urgent,
+                        );
                     }
                     JobKind::Close { session, reason } => {
                         let panicked = close(session, reason);
-                        remote.complete(Completion::Closed { panicked });
+                        remote.complete(Completion::Closed { panicked }, false);
                     }
                 }
                 continue;

@@ -40,6 +40,9 @@ pub(crate) struct Slot {
     pub(super) pending_close: Option<CloseReason>,
     /// Busy when the drain began: counts as drained when it finishes.
     pub(super) busy_at_drain: bool,
+    /// The session is away and the poller has news for it: counted in
+    /// `Remote::awaited` so its completion wakes the poller.
+    awaited: bool,
 }
 
 impl Slot {
@@ -87,6 +90,7 @@ impl Poller {
             peer_closed: false,
             pending_close: None,
             busy_at_drain: false,
+            awaited: false,
         });
         bump(&self.remote.counters.adopted, 1);
         self.remote
@@ -112,7 +116,12 @@ impl Poller {
                 self.session_returned(token, session, panicked);
             }
             Mode::Pool { .. } => {
-                let _ = index;
+                // If the poller already knows something the session must come back for
+                // (the peer hung up, a close is pending), its completion must wake it.
+                let slot = &self.slab[index];
+                if slot.peer_closed || slot.pending_close.is_some() {
+                    self.await_session(index);
+                }
                 self.dispatch_job(Job {
                     poller: self.remote.index,
                     kind: JobKind::Serve {
@@ -140,6 +149,9 @@ impl Poller {
         };
         slot.session = Some(session);
         slot.connected = true;
+        if std::mem::take(&mut slot.awaited) {
+            self.remote.awaited.fetch_sub(1, Ordering::SeqCst);
+        }
         if panicked {
             bump(&self.remote.counters.panics, 1);
             slot.pending_close = Some(CloseReason::Panic);
@@ -184,9 +196,12 @@ impl Poller {
                 if let Some(session) = slot.session.as_mut() {
                     session.conn().input.appended();
                     self.settle(index);
-                } else if slot.incoming.len() >= self.config.input_high_water {
-                    // Backpressure while the handler is away: stop reading.
-                    self.update_interest(index);
+                } else {
+                    self.await_session(index);
+                    if self.slab[index].incoming.len() >= self.config.input_high_water {
+                        // Backpressure while the handler is away: stop reading.
+                        self.update_interest(index);
+                    }
                 }
             }
             Err(e)
@@ -204,8 +219,18 @@ impl Poller {
         }
     }
 
+    /// Marks an away session as awaited: its completion must wake this poller.
+    fn await_session(&mut self, index: usize) {
+        let slot = &mut self.slab[index];
+        if slot.session.is_none() && !slot.awaited {
+            slot.awaited = true;
+            self.remote.awaited.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
     /// The peer hung up (end-of-file, reset or error).
     pub(super) fn peer_gone(&mut self, index: usize, error: Option<io::ErrorKind>) {
+        self.await_session(index);
         let slot = &mut self.slab[index];
         if let Some(kind) = error {
             slot.pending_close.get_or_insert(CloseReason::Error(kind));
@@ -231,7 +256,10 @@ impl Poller {
             return;
         };
         match self.slab.get(index) {
-            Some(slot) if slot.generation == generation => self.settle(index),
+            Some(slot) if slot.generation == generation => {
+                self.await_session(index);
+                self.settle(index);
+            }
             _ => {}
         }
     }

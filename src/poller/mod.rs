@@ -88,6 +88,11 @@ pub(crate) struct Remote {
     completions: ArrayQueue<Completion>,
     /// Connections assigned to this poller and not yet closed (LeastConnections).
     pub(crate) assigned: AtomicUsize,
+    /// Sessions out on workers that the poller has news for (input, a send, a hang-up):
+    /// their completions must wake it.
+    awaited: AtomicUsize,
+    /// Every completion must wake the poller (it is draining or has a backlog).
+    eager: AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -100,6 +105,8 @@ impl Remote {
             commands: SegQueue::new(),
             completions: ArrayQueue::new(queue_capacity.max(1)),
             assigned: AtomicUsize::new(0),
+            awaited: AtomicUsize::new(0),
+            eager: AtomicBool::new(false),
             counters: Counters::default(),
         }))
     }
@@ -110,14 +117,22 @@ impl Remote {
         self.wake_if_sleeping();
     }
 
-    /// Hands a finished job back and wakes the poller if it sleeps.
-    pub(crate) fn complete(&self, mut completion: Completion) {
+    /// Hands a finished job back. `urgent` says the poller has work to do with it
+    /// (output still queued, a close); otherwise the poller is woken only if it waits for
+    /// this or any session, and a sleeping poller picks the completion up on its next
+    /// turn. The worker has already sent the reply, so in the common case no wake-up
+    /// system call is made at all.
+    pub(crate) fn complete(&self, mut completion: Completion, urgent: bool) {
         // Never full: a poller has at most `queue_capacity` jobs out at once.
         while let Err(back) = self.completions.push(completion) {
             completion = back;
             thread::yield_now();
         }
-        self.wake_if_sleeping();
+        fence(Ordering::SeqCst);
+        if urgent || self.eager.load(Ordering::Relaxed) || self.awaited.load(Ordering::Relaxed) > 0
+        {
+            self.wake_if_sleeping();
+        }
     }
 
     fn wake_if_sleeping(&self) {
@@ -206,6 +221,7 @@ impl Poller {
             self.take_completions();
             self.take_commands();
             self.submit_backlog();
+            self.update_eager();
             if self.check_deadlines() {
                 continue;
             }
@@ -305,6 +321,17 @@ impl Poller {
                     }
                 }
             }
+        }
+    }
+
+    /// Completions must wake this poller while it drains or has a backlog to submit.
+    fn update_eager(&mut self) {
+        let eager = match &self.mode {
+            Mode::Inline => false,
+            Mode::Pool { backlog, .. } => self.draining.is_some() || !backlog.is_empty(),
+        };
+        if self.remote.eager.load(Ordering::Relaxed) != eager {
+            self.remote.eager.store(eager, Ordering::SeqCst);
         }
     }
 
