@@ -98,3 +98,8 @@ pub use server::{Builder, IntoAddr, Server, ServerHandle, Stopper};
 pub use stats::{ClosedStats, PollerStats, ShutdownReport, Stats};
 
 pub use bytes::{Bytes, BytesMut};
+
+/// The README's examples, compiled as doctests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
