@@ -93,6 +93,9 @@ pub(crate) struct Remote {
     awaited: AtomicUsize,
     /// Every completion must wake the poller (it is draining or has a backlog).
     eager: AtomicBool,
+    /// The poller thread has left its loop (normally, or by a panic inside netloop):
+    /// commands pushed from now on are dropped at once.
+    exited: AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -107,6 +110,7 @@ impl Remote {
             assigned: AtomicUsize::new(0),
             awaited: AtomicUsize::new(0),
             eager: AtomicBool::new(false),
+            exited: AtomicBool::new(false),
             counters: Counters::default(),
         }))
     }
@@ -114,7 +118,29 @@ impl Remote {
     /// Queues a command and wakes the poller if it sleeps.
     pub(crate) fn push(&self, cmd: Command) {
         self.commands.push(cmd);
+        fence(Ordering::SeqCst);
+        if self.exited.load(Ordering::Relaxed) {
+            // Nobody will process it: drop it so whoever waits on it sees it is gone.
+            self.discard_commands();
+            return;
+        }
         self.wake_if_sleeping();
+    }
+
+    /// Marks the poller gone and drops its queued commands: a handed-over socket is
+    /// closed (its handle reports closed), a shutdown waiting on an acknowledgement sees
+    /// the sender disconnect.
+    fn mark_exited(&self) {
+        self.exited.store(true, Ordering::SeqCst);
+        self.discard_commands();
+    }
+
+    fn discard_commands(&self) {
+        while let Some(cmd) = self.commands.pop() {
+            if let Command::Adopt(a) = cmd {
+                a.shared.mark_closed();
+            }
+        }
     }
 
     /// Hands a finished job back. `urgent` says the poller has work to do with it
@@ -169,6 +195,18 @@ struct Draining {
     done: Sender<ShutdownReport>,
 }
 
+/// Marks the poller exited when its thread leaves `run`, even by unwinding.
+struct ExitGuard(Arc<Remote>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            tracing::error!(poller = self.0.index, "poller thread panicked");
+        }
+        self.0.mark_exited();
+    }
+}
+
 /// One poller thread's state.
 pub(crate) struct Poller {
     remote: Arc<Remote>,
@@ -217,6 +255,7 @@ impl Poller {
     pub(crate) fn run(mut self) {
         let span = tracing::debug_span!("poller", index = self.remote.index);
         let _entered = span.enter();
+        let _exit = ExitGuard(self.remote.clone());
         loop {
             self.take_completions();
             self.take_commands();

@@ -67,17 +67,10 @@ impl Poller {
         self.draining.is_some() && self.slab.is_empty() && idle_pool
     }
 
-    /// Reports the drain and releases everything this poller owns.
+    /// Reports the drain. Commands still queued are dropped by the exit guard.
     pub(super) fn exit(&mut self) {
         if let Some(d) = self.draining.take() {
             let _ = d.done.send(d.report);
-        }
-        // Commands that raced with the exit: dropping them closes their sockets; their
-        // handles report the connection closed.
-        while let Some(cmd) = self.remote.commands.pop() {
-            if let super::Command::Adopt(a) = cmd {
-                a.shared.mark_closed();
-            }
         }
     }
 }

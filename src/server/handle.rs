@@ -177,21 +177,18 @@ impl ServerHandle {
     /// Blocks until a [`Stopper`] asks for a shutdown (or another thread calls
     /// [`shutdown`](ServerHandle::shutdown)), performs it, and returns its report.
     pub fn wait(&self) -> ShutdownReport {
-        let grace = {
-            let mut control = lock(&self.inner.control);
-            loop {
-                if let Some(report) = control.report {
-                    return report;
-                }
-                if let Some(grace) = control.request {
-                    break grace;
-                }
-                control = self
-                    .inner
-                    .changed
-                    .wait(control)
-                    .unwrap_or_else(|p| p.into_inner());
-            }
+        enum Next {
+            Done(ShutdownReport),
+            Stop(Duration),
+        }
+        let next = self.wait_for(|c| match (c.report, c.request) {
+            (Some(report), _) => Some(Next::Done(report)),
+            (None, Some(grace)) => Some(Next::Stop(grace)),
+            (None, None) => None,
+        });
+        let grace = match next {
+            Next::Done(report) => return report,
+            Next::Stop(grace) => grace,
         };
         self.shutdown(grace)
     }
@@ -268,10 +265,15 @@ impl ServerHandle {
     }
 
     fn wait_for_report(&self) -> ShutdownReport {
+        self.wait_for(|c| c.report)
+    }
+
+    /// Blocks until `ready` finds what it looks for in the control state.
+    fn wait_for<T>(&self, mut ready: impl FnMut(&Control) -> Option<T>) -> T {
         let mut control = lock(&self.inner.control);
         loop {
-            if let Some(r) = control.report {
-                return r;
+            if let Some(value) = ready(&control) {
+                return value;
             }
             control = self
                 .inner
