@@ -40,14 +40,27 @@ pub enum Dispatch {
     },
 }
 
-/// Runs `on_connect` (if `connect`) and then `on_request` for as long as it makes
-/// progress, then sends the output. Returns `true` if a callback panicked.
-pub(crate) fn run(session: &mut Box<dyn Session>, connect: bool) -> bool {
+/// Which callback starts a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// `on_connect`, then requests if input is buffered.
+    Connect,
+    /// `on_request` while it makes progress.
+    Requests,
+    /// `on_timer`, then requests if input is buffered.
+    Timer,
+}
+
+/// Runs `on_connect` or `on_timer` as `call` says and then `on_request` for as long as
+/// it makes progress, then sends the output. Returns `true` if a callback panicked.
+pub(crate) fn run(session: &mut Box<dyn Session>, call: Call) -> bool {
     let span = session.conn().span.clone();
     let _entered = span.enter();
     let result = catch_unwind(AssertUnwindSafe(|| {
-        if connect {
-            session.connect();
+        match call {
+            Call::Connect => session.connect(),
+            Call::Timer => session.timer(),
+            Call::Requests => {}
         }
         loop {
             let conn = session.conn();
@@ -62,6 +75,8 @@ pub(crate) fn run(session: &mut Box<dyn Session>, connect: bool) -> bool {
             if conn.input.consumed == 0 {
                 // An incomplete frame: wait for more bytes (no spin).
                 conn.input.stalled = true;
+            } else {
+                conn.input.progressed = true;
             }
         }
     }));
@@ -91,7 +106,7 @@ pub(crate) enum JobKind {
     Serve {
         token: Token,
         session: Box<dyn Session>,
-        connect: bool,
+        call: Call,
     },
     Close {
         session: Box<dyn Session>,
@@ -181,9 +196,9 @@ impl WorkerPool {
                     JobKind::Serve {
                         token,
                         mut session,
-                        connect,
+                        call,
                     } => {
-                        let panicked = run(&mut session, connect);
+                        let panicked = run(&mut session, call);
                         let conn = session.conn();
                         let urgent = panicked
                             || conn.close_requested

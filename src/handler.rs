@@ -81,6 +81,13 @@ pub trait Handler: Send + Sync + 'static {
     /// input, it is called again at once (pipelined requests).
     fn on_request(&self, state: &mut Self::State, conn: &mut Conn);
 
+    /// The timer set with [`Conn::set_timer`] expired. Runs like `on_request` (never at
+    /// the same time as another callback of this connection), so it may read and write.
+    /// Protocols use it for pings, retries and waits.
+    fn on_timer(&self, state: &mut Self::State, conn: &mut Conn) {
+        let _ = (state, conn);
+    }
+
     /// The peer hung up (end-of-file or reset) while the connection was still open.
     /// In [`Dispatch::Pool`](crate::Dispatch::Pool) mode it may run while
     /// [`on_request`](Handler::on_request) is running for the same connection, so it gets
@@ -108,6 +115,9 @@ impl<H: Handler> Handler for Arc<H> {
     }
     fn on_request(&self, state: &mut H::State, conn: &mut Conn) {
         (**self).on_request(state, conn)
+    }
+    fn on_timer(&self, state: &mut H::State, conn: &mut Conn) {
+        (**self).on_timer(state, conn)
     }
     fn on_disconnect(&self, conn: &ConnHandle) {
         (**self).on_disconnect(conn)

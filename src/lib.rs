@@ -86,6 +86,7 @@ mod session;
 pub mod signal;
 mod stats;
 mod sys;
+mod timer;
 
 pub use addr::{Addr, AddrParseError};
 pub use conn::{Conn, ConnHandle, Input, Output};

@@ -21,6 +21,14 @@ pub enum CloseReason {
     Panic,
     /// A socket error (for example a reset by the peer); the kind says which.
     Error(io::ErrorKind),
+    /// A request was started (bytes buffered) but not completed within the read
+    /// timeout: the handler consumed nothing for that long.
+    ReadTimeout,
+    /// Output stayed queued without any of it being sent for the write timeout: the
+    /// peer is not reading.
+    WriteTimeout,
+    /// No traffic in either direction for the idle timeout.
+    IdleTimeout,
 }
 
 impl CloseReason {
@@ -33,11 +41,14 @@ impl CloseReason {
             CloseReason::ShutdownForced => 3,
             CloseReason::Panic => 4,
             CloseReason::Error(_) => 5,
+            CloseReason::ReadTimeout => 6,
+            CloseReason::WriteTimeout => 7,
+            CloseReason::IdleTimeout => 8,
         }
     }
 
     /// Number of counter slots (see [`CloseReason::slot`]).
-    pub(crate) const SLOTS: usize = 6;
+    pub(crate) const SLOTS: usize = 9;
 }
 
 impl fmt::Display for CloseReason {
@@ -49,6 +60,9 @@ impl fmt::Display for CloseReason {
             CloseReason::ShutdownForced => f.write_str("server shutdown deadline"),
             CloseReason::Panic => f.write_str("handler panicked"),
             CloseReason::Error(kind) => write!(f, "socket error: {kind}"),
+            CloseReason::ReadTimeout => f.write_str("read timeout"),
+            CloseReason::WriteTimeout => f.write_str("write timeout"),
+            CloseReason::IdleTimeout => f.write_str("idle timeout"),
         }
     }
 }

@@ -16,6 +16,8 @@ pub(crate) trait Session: Send {
     fn connect(&mut self);
     /// Runs one `on_request`.
     fn request(&mut self);
+    /// Runs `on_timer`.
+    fn timer(&mut self);
     /// Runs `on_close` (if `on_connect` completed) and drops everything.
     fn close(self: Box<Self>, reason: CloseReason);
 }
@@ -73,6 +75,12 @@ impl<H: Handler> Session for TypedSession<H> {
     fn request(&mut self) {
         if let Some(state) = self.state.as_mut() {
             self.handler.on_request(state, &mut self.conn);
+        }
+    }
+
+    fn timer(&mut self) {
+        if let Some(state) = self.state.as_mut() {
+            self.handler.on_timer(state, &mut self.conn);
         }
     }
 

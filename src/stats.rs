@@ -15,6 +15,13 @@ pub struct Stats {
     pub accepted: u64,
     /// Connections refused by [`Handler::on_prepare`](crate::Handler::on_prepare).
     pub rejected: u64,
+    /// Connections refused because [`Builder::max_connections`](crate::Builder::max_connections)
+    /// were open.
+    pub over_limit: u64,
+    /// Input bytes buffered now, over all connections (read, not yet consumed).
+    pub buffered_input: u64,
+    /// Output bytes queued now, over all connections (written, not yet sent).
+    pub buffered_output: u64,
     /// Connections closed, by reason.
     pub closed: ClosedStats,
     /// Bytes read from sockets.
@@ -45,6 +52,12 @@ pub struct ClosedStats {
     pub panic: u64,
     /// [`CloseReason::Error`].
     pub error: u64,
+    /// [`CloseReason::ReadTimeout`].
+    pub read_timeout: u64,
+    /// [`CloseReason::WriteTimeout`].
+    pub write_timeout: u64,
+    /// [`CloseReason::IdleTimeout`].
+    pub idle_timeout: u64,
 }
 
 impl ClosedStats {
@@ -56,6 +69,9 @@ impl ClosedStats {
             + self.shutdown_forced
             + self.panic
             + self.error
+            + self.read_timeout
+            + self.write_timeout
+            + self.idle_timeout
     }
 }
 
@@ -100,11 +116,26 @@ pub(crate) struct Counters {
     pub(crate) adopted: AtomicU64,
     pub(crate) accepted: AtomicU64,
     pub(crate) rejected: AtomicU64,
+    pub(crate) over_limit: AtomicU64,
+    pub(crate) buffered_input: AtomicU64,
+    pub(crate) buffered_output: AtomicU64,
     pub(crate) closed: [AtomicU64; CloseReason::SLOTS],
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
     pub(crate) handler_calls: AtomicU64,
     pub(crate) panics: AtomicU64,
+}
+
+/// Moves a single-writer gauge from `old` to `new`.
+#[inline]
+pub(crate) fn shift(gauge: &AtomicU64, old: usize, new: usize) {
+    if old != new {
+        let v = gauge
+            .load(Ordering::Relaxed)
+            .wrapping_add(new as u64)
+            .wrapping_sub(old as u64);
+        gauge.store(v, Ordering::Relaxed);
+    }
 }
 
 /// Adds to a single-writer counter.
@@ -122,6 +153,9 @@ impl Counters {
         stats.active += active;
         stats.accepted += get(&self.accepted);
         stats.rejected += get(&self.rejected);
+        stats.over_limit += get(&self.over_limit);
+        stats.buffered_input += get(&self.buffered_input);
+        stats.buffered_output += get(&self.buffered_output);
         stats.bytes_in += get(&self.bytes_in);
         stats.bytes_out += get(&self.bytes_out);
         stats.handler_calls += get(&self.handler_calls);
@@ -133,6 +167,9 @@ impl Counters {
         c.shutdown_forced += get(&self.closed[CloseReason::ShutdownForced.slot()]);
         c.panic += get(&self.closed[CloseReason::Panic.slot()]);
         c.error += get(&self.closed[CloseReason::Error(std::io::ErrorKind::Other).slot()]);
+        c.read_timeout += get(&self.closed[CloseReason::ReadTimeout.slot()]);
+        c.write_timeout += get(&self.closed[CloseReason::WriteTimeout.slot()]);
+        c.idle_timeout += get(&self.closed[CloseReason::IdleTimeout.slot()]);
         stats.pollers.push(PollerStats {
             active,
             adopted: get(&self.adopted),

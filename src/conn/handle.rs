@@ -3,7 +3,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
@@ -33,6 +34,9 @@ pub(crate) struct ConnShared {
     outbox_bytes: AtomicUsize,
     /// A Notify command is already queued for this connection.
     notified: AtomicBool,
+    /// Threads blocked in [`ConnHandle::wait_writable`].
+    waiters: AtomicUsize,
+    writable: Condvar,
     high_water: usize,
     remote: Arc<Remote>,
 }
@@ -75,6 +79,8 @@ impl ConnShared {
             outbox: Mutex::new(Outbox::default()),
             outbox_bytes: AtomicUsize::new(0),
             notified: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
+            writable: Condvar::new(),
             high_water,
             remote,
         }
@@ -120,6 +126,16 @@ impl ConnShared {
         self.outbox_bytes.store(0, Ordering::Release);
     }
 
+    /// Publishes how much output the poller has queued (for the high-water check) and
+    /// wakes threads waiting for room.
+    pub(crate) fn publish_output_pending(&self, bytes: usize) {
+        self.output_pending.store(bytes, Ordering::Release);
+        if self.waiters.load(Ordering::Acquire) > 0 {
+            let _outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            self.writable.notify_all();
+        }
+    }
+
     /// Marks the connection closed and drops anything still queued for it.
     pub(crate) fn mark_closed(&self) {
         self.active.store(false, Ordering::Release);
@@ -128,6 +144,7 @@ impl ConnShared {
         outbox.queue.clear();
         outbox.bytes = 0;
         self.outbox_bytes.store(0, Ordering::Release);
+        self.writable.notify_all();
     }
 
     /// The poller took this connection's Notify command; later sends notify again.
@@ -191,6 +208,39 @@ impl ConnHandle {
         }
         s.notify();
         Ok(())
+    }
+
+    /// Blocks until the bytes queued for this connection are below half the output
+    /// high-water mark (so a [`send`](ConnHandle::send) of a moderate message fits), or
+    /// `timeout` passes. The poller wakes waiters as the peer drains its output.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the connection closes meanwhile; [`Error::Full`] if it is
+    /// still above the mark when `timeout` passes.
+    pub fn wait_writable(&self, timeout: Duration) -> Result<(), Error> {
+        let s = &self.shared;
+        let deadline = Instant::now() + timeout;
+        let mut outbox = s.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if s.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            let queued = outbox.bytes + s.output_pending.load(Ordering::Acquire);
+            if queued < s.high_water / 2 {
+                return Ok(());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Full);
+            }
+            s.waiters.fetch_add(1, Ordering::AcqRel);
+            outbox = s
+                .writable
+                .wait_timeout(outbox, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            s.waiters.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Closes the connection once the output queued before this call has been sent.

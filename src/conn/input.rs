@@ -18,6 +18,8 @@ pub struct Input {
     pub(crate) consumed: usize,
     /// The last call consumed nothing; wait for new bytes before calling again.
     pub(crate) stalled: bool,
+    /// Some call consumed input since the poller last looked (restarts the read timeout).
+    pub(crate) progressed: bool,
 }
 
 impl Input {

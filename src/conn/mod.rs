@@ -14,6 +14,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::Addr;
 
@@ -32,10 +33,30 @@ pub struct Conn {
     /// on_request calls since the poller last collected the count.
     pub(crate) calls: u64,
     pub(crate) span: tracing::Span,
+    pub(crate) timeouts: Timeouts,
+    /// A change to the user timer asked for by the handler: `Some(Some(d))` arms it `d`
+    /// from now, `Some(None)` cancels it.
+    pub(crate) timer_request: Option<Option<Duration>>,
+    /// Shut the write side down once the output has drained.
+    pub(crate) shutdown_write: bool,
+}
+
+/// A connection's read, write and idle timeouts (see
+/// [`Builder::read_timeout`](crate::Builder::read_timeout) and its siblings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Timeouts {
+    pub(crate) read: Option<Duration>,
+    pub(crate) write: Option<Duration>,
+    pub(crate) idle: Option<Duration>,
 }
 
 impl Conn {
-    pub(crate) fn new(fd: RawFd, shared: Arc<ConnShared>, span: tracing::Span) -> Conn {
+    pub(crate) fn new(
+        fd: RawFd,
+        shared: Arc<ConnShared>,
+        span: tracing::Span,
+        timeouts: Timeouts,
+    ) -> Conn {
         Conn {
             input: Input::default(),
             output: Output::new(fd),
@@ -43,6 +64,9 @@ impl Conn {
             close_requested: false,
             calls: 0,
             span,
+            timeouts,
+            timer_request: None,
+            shutdown_write: false,
         }
     }
 
@@ -98,6 +122,39 @@ impl Conn {
     pub fn close(&mut self) {
         self.close_requested = true;
         self.shared.active.store(false, Ordering::Release);
+    }
+
+    /// Shuts the write side down (a TCP FIN) once the queued output has been sent; the
+    /// connection keeps reading, and stays open until the peer closes its side.
+    pub fn shutdown_write(&mut self) {
+        self.shutdown_write = true;
+    }
+
+    /// Arms this connection's timer: [`Handler::on_timer`](crate::Handler::on_timer) runs
+    /// once, `after` from now (at a 10 ms resolution). Arming it again replaces the
+    /// previous deadline.
+    pub fn set_timer(&mut self, after: Duration) {
+        self.timer_request = Some(Some(after));
+    }
+
+    /// Disarms this connection's timer.
+    pub fn cancel_timer(&mut self) {
+        self.timer_request = Some(None);
+    }
+
+    /// Overrides the server's read timeout for this connection (`None`: none).
+    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeouts.read = timeout;
+    }
+
+    /// Overrides the server's write timeout for this connection (`None`: none).
+    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeouts.write = timeout;
+    }
+
+    /// Overrides the server's idle timeout for this connection (`None`: none).
+    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeouts.idle = timeout;
     }
 
     /// A handle that other threads can use to send to or close this connection.

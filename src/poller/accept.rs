@@ -57,6 +57,14 @@ impl Balancer {
         }
     }
 
+    /// Connections open or being handed over, on every poller.
+    pub(crate) fn open_connections(&self) -> usize {
+        self.remotes
+            .iter()
+            .map(|r| r.assigned.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// The poller a connection accepted on poller `here` should go to; counts it as
     /// assigned there.
     pub(crate) fn choose(&self, here: Option<usize>, shared_listener: bool) -> &Arc<Remote> {
@@ -149,6 +157,13 @@ impl Poller {
             local_addr: listener.addr.clone(),
             listener: Some(listener.index),
         };
+        if let Some(max) = self.config.max_connections {
+            if self.balancer.open_connections() >= max {
+                bump(&counters.over_limit, 1);
+                tracing::debug!(peer = %info.peer_addr, max, "connection refused: limit reached");
+                return;
+            }
+        }
         let factory = listener.factory.clone();
         let admitted = catch_unwind(AssertUnwindSafe(|| factory.prepare(&info)));
         if !matches!(admitted, Ok(true)) {
@@ -159,8 +174,13 @@ impl Poller {
             tracing::debug!(peer = %info.peer_addr, "connection rejected by on_prepare");
             return;
         }
-        if listener.nodelay && matches!(info.peer_addr, Addr::Tcp(_)) {
-            let _ = sys::set_nodelay(fd.as_raw_fd());
+        if let Addr::Tcp(_) = info.peer_addr {
+            if listener.nodelay {
+                let _ = sys::set_nodelay(fd.as_raw_fd());
+            }
+            if let Some(idle) = self.config.tcp_keepalive {
+                let _ = sys::set_keepalive(fd.as_raw_fd(), idle);
+            }
         }
         let target = self
             .balancer

@@ -12,10 +12,10 @@ use bytes::BytesMut;
 
 use super::{Adopt, Mode, Poller};
 use crate::conn::ConnShared;
-use crate::dispatch::{self, Job, JobKind};
+use crate::dispatch::{self, Call, Job, JobKind};
 use crate::driver::{Event, Interest, Token, TokenKind};
 use crate::session::{Factory, Session};
-use crate::stats::bump;
+use crate::stats::{bump, shift};
 use crate::{sys, CloseReason, Conn, ConnHandle};
 
 /// Smallest read worth a system call; below this much spare room the buffer grows.
@@ -25,7 +25,7 @@ const MIN_READ: usize = 4096;
 pub(crate) struct Slot {
     pub(super) generation: u32,
     pub(super) fd: OwnedFd,
-    shared: Arc<ConnShared>,
+    pub(super) shared: Arc<ConnShared>,
     factory: Arc<dyn Factory>,
     /// `None` while a worker runs the handler.
     pub(super) session: Option<Box<dyn Session>>,
@@ -34,7 +34,7 @@ pub(crate) struct Slot {
     interest: Interest,
     registered: bool,
     /// on_connect has returned (the handler may be called for requests).
-    connected: bool,
+    pub(super) connected: bool,
     peer_closed: bool,
     /// Close with this reason as soon as the session is home.
     pub(super) pending_close: Option<CloseReason>,
@@ -43,6 +43,14 @@ pub(crate) struct Slot {
     /// The session is away and the poller has news for it: counted in
     /// `Remote::awaited` so its completion wakes the poller.
     awaited: bool,
+    /// Reading is paused at the input high-water mark until the low-water mark.
+    paused: bool,
+    /// The write side has been shut down (`Conn::shutdown_write`).
+    write_shut: bool,
+    /// Buffered bytes last added to the poller's gauges.
+    reported_in: usize,
+    reported_out: usize,
+    pub(super) timers: super::timeouts::SlotTimers,
 }
 
 impl Slot {
@@ -75,7 +83,12 @@ impl Poller {
             shared.mark_closed();
             return;
         }
-        let conn = Conn::new(a.fd.as_raw_fd(), shared.clone(), span.clone());
+        let conn = Conn::new(
+            a.fd.as_raw_fd(),
+            shared.clone(),
+            span.clone(),
+            self.config.timeouts,
+        );
         let session = a.factory.session(conn);
         entry.insert(Slot {
             generation,
@@ -91,6 +104,11 @@ impl Poller {
             pending_close: None,
             busy_at_drain: false,
             awaited: false,
+            paused: false,
+            write_shut: false,
+            reported_in: 0,
+            reported_out: 0,
+            timers: super::timeouts::SlotTimers::new(self.now),
         });
         bump(&self.remote.counters.adopted, 1);
         self.remote
@@ -98,7 +116,7 @@ impl Poller {
             .active
             .store(self.slab.len() as u64, Ordering::Relaxed);
         tracing::debug!(parent: &span, "connection open");
-        self.run_session(index, token, session, true);
+        self.run_session(index, token, session, Call::Connect);
     }
 
     /// Runs the handler for a session that is home: inline, or by sending it to a
@@ -108,11 +126,11 @@ impl Poller {
         index: usize,
         token: Token,
         mut session: Box<dyn Session>,
-        connect: bool,
+        call: Call,
     ) {
         match self.mode {
             Mode::Inline => {
-                let panicked = dispatch::run(&mut session, connect);
+                let panicked = dispatch::run(&mut session, call);
                 self.session_returned(token, session, panicked);
             }
             Mode::Pool { .. } => {
@@ -127,7 +145,7 @@ impl Poller {
                     kind: JobKind::Serve {
                         token,
                         session,
-                        connect,
+                        call,
                     },
                 });
             }
@@ -193,15 +211,15 @@ impl Poller {
             Ok(0) => self.peer_gone(index, None),
             Ok(n) => {
                 bump(&self.remote.counters.bytes_in, n as u64);
+                slot.timers.last_activity = self.now;
                 if let Some(session) = slot.session.as_mut() {
                     session.conn().input.appended();
                     self.settle(index);
                 } else {
                     self.await_session(index);
-                    if self.slab[index].incoming.len() >= self.config.input_high_water {
-                        // Backpressure while the handler is away: stop reading.
-                        self.update_interest(index);
-                    }
+                    self.report_buffers(index);
+                    // Backpressure applies while the handler is away too.
+                    self.update_interest(index);
                 }
             }
             Err(e)
@@ -267,6 +285,7 @@ impl Poller {
     /// Decides what a connection does next. Does nothing while its handler is away.
     pub(super) fn settle(&mut self, index: usize) {
         loop {
+            let now = self.now;
             let Some(slot) = self.slab.get_mut(index) else {
                 return;
             };
@@ -274,9 +293,6 @@ impl Poller {
                 return;
             };
             let conn = session.conn();
-            let counters = &self.remote.counters;
-            bump(&counters.bytes_out, std::mem::take(&mut conn.output.sent));
-            bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
             if !slot.incoming.is_empty() {
                 conn.input.absorb(&mut slot.incoming);
             }
@@ -287,6 +303,13 @@ impl Poller {
             if !conn.output.is_empty() {
                 let _ = conn.output.flush();
             }
+            let counters = &self.remote.counters;
+            let sent = std::mem::take(&mut conn.output.sent);
+            if sent > 0 {
+                bump(&counters.bytes_out, sent);
+                slot.timers.wrote(now);
+            }
+            bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
             if let Some(reason) = slot.pending_close {
                 return self.finalize(index, reason);
             }
@@ -294,21 +317,31 @@ impl Poller {
                 return self.finalize(index, CloseReason::Error(kind));
             }
             let output_pending = !conn.output.is_empty();
-            if conn.close_requested {
+            let run = if conn.close_requested {
                 if !output_pending {
                     return self.finalize(index, CloseReason::Local);
                 }
+                None
             } else if self.draining.is_some() {
                 if !output_pending {
                     return self.finalize(index, CloseReason::Shutdown);
                 }
+                None
+            } else if slot.connected && std::mem::take(&mut slot.timers.user_due) {
+                Some(Call::Timer)
             } else if slot.connected && conn.input.ready() {
+                Some(Call::Requests)
+            } else if slot.peer_closed && !output_pending {
+                return self.finalize(index, CloseReason::PeerClosed);
+            } else {
+                None
+            };
+            if let Some(call) = run {
                 let token = Token::conn(index, slot.generation);
-                let session = slot.session.take().expect("checked above");
+                let mut session = slot.session.take().expect("checked above");
                 match self.mode {
                     Mode::Inline => {
-                        let mut session = session;
-                        let panicked = dispatch::run(&mut session, false);
+                        let panicked = dispatch::run(&mut session, call);
                         let slot = &mut self.slab[index];
                         slot.session = Some(session);
                         if panicked {
@@ -317,10 +350,12 @@ impl Poller {
                         }
                         continue;
                     }
-                    Mode::Pool { .. } => return self.run_session(index, token, session, false),
+                    Mode::Pool { .. } => return self.run_session(index, token, session, call),
                 }
-            } else if slot.peer_closed && !output_pending {
-                return self.finalize(index, CloseReason::PeerClosed);
+            }
+            if conn.shutdown_write && !output_pending && !slot.write_shut {
+                slot.write_shut = true;
+                sys::shutdown_write(slot.fd.as_raw_fd());
             }
             // Nothing to run: give back buffers an idle connection does not need.
             if conn.input.is_empty() && conn.input.buf.capacity() > 0 {
@@ -329,30 +364,62 @@ impl Poller {
             if conn.output.is_empty() && conn.output.tail.capacity() > 0 {
                 self.pool.put(&mut conn.output.tail);
             }
-            slot.shared
-                .output_pending
-                .store(conn.output.len(), Ordering::Release);
+            slot.shared.publish_output_pending(conn.output.len());
+            self.report_buffers(index);
             self.update_interest(index);
+            self.rearm(index);
             return;
         }
+    }
+
+    /// Updates the poller's buffered-bytes gauges with this connection's current figures.
+    fn report_buffers(&mut self, index: usize) {
+        let slot = &mut self.slab[index];
+        let (input, output) = match slot.session.as_mut() {
+            Some(s) => {
+                let conn = s.conn();
+                (conn.input.len(), conn.output.len())
+            }
+            // Away: the output is the worker's business until it returns.
+            None => (0, slot.reported_out),
+        };
+        let input = input + slot.incoming.len();
+        let counters = &self.remote.counters;
+        shift(&counters.buffered_input, slot.reported_in, input);
+        shift(&counters.buffered_output, slot.reported_out, output);
+        slot.reported_in = input;
+        slot.reported_out = output;
     }
 
     /// Brings the driver's interest for a connection in line with its state.
     pub(super) fn update_interest(&mut self, index: usize) {
         let draining = self.draining.is_some();
         let slot = &mut self.slab[index];
-        let high_water = self.config.input_high_water;
-        let (read, write) = match slot.session.as_mut() {
+        let (high, low) = (self.config.input_high_water, self.config.input_low_water);
+        let (buffered, limit, closing, write) = match slot.session.as_mut() {
             Some(session) => {
                 let conn = session.conn();
-                let limit = high_water.max(conn.input.want);
                 (
-                    !conn.close_requested && !draining && conn.input.len() < limit,
+                    conn.input.len() + slot.incoming.len(),
+                    // A declared frame larger than the mark must be able to arrive.
+                    high.max(conn.input.want),
+                    conn.close_requested,
                     !conn.output.is_empty(),
                 )
             }
-            None => (slot.incoming.len() < high_water, false),
+            None => (slot.incoming.len(), high, false, false),
         };
+        // Hysteresis: pause at the high-water mark, resume at the low-water mark.
+        if slot.paused {
+            // Resume at the low-water mark, or at once if a want() raised the limit past
+            // what is buffered.
+            if buffered <= low || (limit > high && buffered < limit) {
+                slot.paused = false;
+            }
+        } else if buffered >= limit {
+            slot.paused = true;
+        }
+        let read = !closing && !draining && !slot.paused;
         let wanted = Interest {
             read: read && !slot.peer_closed && slot.pending_close.is_none(),
             write: write && slot.pending_close.is_none(),
@@ -398,6 +465,9 @@ impl Poller {
         );
         self.pool.put(&mut conn.input.buf);
         self.pool.put(&mut slot.incoming);
+        let counters = &self.remote.counters;
+        shift(&counters.buffered_input, slot.reported_in, 0);
+        shift(&counters.buffered_output, slot.reported_out, 0);
         tracing::debug!(parent: &conn.span, %reason, "connection closed");
         let counters = &self.remote.counters;
         bump(&counters.closed[reason.slot()], 1);

@@ -9,6 +9,7 @@
 mod accept;
 mod connection;
 mod shutdown;
+mod timeouts;
 
 pub use accept::Balance;
 pub(crate) use accept::{Balancer, Listener};
@@ -29,6 +30,7 @@ use crate::dispatch::{Job, WorkerPool};
 use crate::driver::{Epoll, Event, TokenKind, Waker};
 use crate::session::{Factory, Session};
 use crate::stats::Counters;
+use crate::timer::{Entry, TimerWheel};
 use crate::ShutdownReport;
 
 use connection::Slot;
@@ -39,8 +41,12 @@ pub(crate) struct Config {
     pub(crate) read_buffer_size: usize,
     pub(crate) pooled_buffers: usize,
     pub(crate) input_high_water: usize,
+    pub(crate) input_low_water: usize,
     pub(crate) output_high_water: usize,
     pub(crate) queue_capacity: usize,
+    pub(crate) timeouts: crate::conn::Timeouts,
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) tcp_keepalive: Option<Duration>,
 }
 
 /// A connection handed to a poller to own: accepted by another poller, or dialed.
@@ -219,6 +225,11 @@ pub(crate) struct Poller {
     mode: Mode,
     config: Arc<Config>,
     draining: Option<Draining>,
+    wheel: TimerWheel,
+    /// The time of the current turn, read once after each wait.
+    now: Instant,
+    /// Scratch space for due timer entries (kept to reuse its capacity).
+    due: Vec<Entry>,
 }
 
 impl Poller {
@@ -247,6 +258,9 @@ impl Poller {
             mode,
             config,
             draining: None,
+            wheel: TimerWheel::new(Instant::now()),
+            now: Instant::now(),
+            due: Vec::new(),
             remote,
         })
     }
@@ -272,9 +286,11 @@ impl Poller {
                 tracing::error!(error = %e, "epoll_wait failed; poller stops");
                 break;
             }
+            self.now = Instant::now();
             while let Some(event) = self.driver.next_event() {
                 self.on_event(event);
             }
+            self.fire_timers();
         }
         self.exit();
     }
@@ -384,7 +400,7 @@ impl Poller {
 
     fn next_timeout(&self) -> Option<Duration> {
         let now = Instant::now();
-        let mut next: Option<Instant> = None;
+        let mut next: Option<Instant> = self.wheel.next_timeout(now).map(|d| now + d);
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if let Some(d) = &self.draining {
             if !d.forced {
@@ -402,6 +418,7 @@ impl Poller {
     /// Acts on deadlines that passed. Returns `true` if it did something.
     fn check_deadlines(&mut self) -> bool {
         let now = Instant::now();
+        self.now = now;
         let mut acted = self.resume_listeners(now);
         if let Some(d) = &self.draining {
             if !d.forced && now >= d.deadline {

@@ -1,6 +1,7 @@
 //! [`Builder`]: every server setting, with its default.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::{Addr, AddrParseError, Balance, Dispatch, Error, Handler, ServerHandle};
 
@@ -70,8 +71,14 @@ pub struct Builder {
     pub(super) read_buffer_size: usize,
     pub(super) pooled_buffers: usize,
     pub(super) input_high_water: usize,
+    pub(super) input_low_water: Option<usize>,
     pub(super) output_high_water: usize,
     pub(super) queue_capacity: usize,
+    pub(super) read_timeout: Option<Duration>,
+    pub(super) write_timeout: Option<Duration>,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) max_connections: Option<usize>,
+    pub(super) tcp_keepalive: Option<Duration>,
 }
 
 impl Default for Builder {
@@ -88,8 +95,14 @@ impl Default for Builder {
             read_buffer_size: 16 * 1024,
             pooled_buffers: 1024,
             input_high_water: 4 << 20,
+            input_low_water: None,
             output_high_water: 4 << 20,
             queue_capacity: 1024,
+            read_timeout: None,
+            write_timeout: None,
+            idle_timeout: None,
+            max_connections: None,
+            tcp_keepalive: None,
         }
     }
 }
@@ -165,6 +178,56 @@ impl Builder {
         self
     }
 
+    /// Input low-water mark: a connection paused at the high-water mark resumes reading
+    /// once its buffered input is at or below this. Default: half the high-water mark.
+    pub fn input_low_water(mut self, bytes: usize) -> Builder {
+        self.input_low_water = Some(bytes);
+        self
+    }
+
+    /// Closes a connection ([`CloseReason::ReadTimeout`](crate::CloseReason::ReadTimeout))
+    /// whose handler has had unconsumed input (an incomplete request) for this long
+    /// without consuming any of it — a slow-loris peer. Default: none. A handler can
+    /// override it per connection with [`Conn::set_read_timeout`](crate::Conn::set_read_timeout).
+    pub fn read_timeout(mut self, timeout: Duration) -> Builder {
+        self.read_timeout = Some(timeout);
+        self
+    }
+
+    /// Closes a connection ([`CloseReason::WriteTimeout`](crate::CloseReason::WriteTimeout))
+    /// whose queued output has not moved for this long — a peer that does not read.
+    /// Default: none.
+    pub fn write_timeout(mut self, timeout: Duration) -> Builder {
+        self.write_timeout = Some(timeout);
+        self
+    }
+
+    /// Closes a connection ([`CloseReason::IdleTimeout`](crate::CloseReason::IdleTimeout))
+    /// with no traffic in either direction for this long. This is an application-level
+    /// timeout, not TCP keepalive (see [`tcp_keepalive`](Builder::tcp_keepalive)).
+    /// Default: none.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Builder {
+        self.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// At most this many connections open at once (accepted and dialed); connections
+    /// accepted beyond it are closed at once and counted in
+    /// [`Stats::over_limit`](crate::Stats::over_limit). Default: no limit.
+    pub fn max_connections(mut self, n: usize) -> Builder {
+        self.max_connections = Some(n);
+        self
+    }
+
+    /// Enables TCP keepalive probes on accepted and dialed TCP connections after this
+    /// much idleness, so the kernel notices a peer that vanished without closing. It
+    /// closes nothing by itself while the peer answers; see
+    /// [`idle_timeout`](Builder::idle_timeout) for that. Default: off.
+    pub fn tcp_keepalive(mut self, idle: Duration) -> Builder {
+        self.tcp_keepalive = Some(idle);
+        self
+    }
+
     /// Output high-water mark: [`ConnHandle::send`](crate::ConnHandle::send) returns
     /// [`Error::Full`] once this many bytes are queued for a connection. Default: 4 MiB.
     pub fn output_high_water(mut self, bytes: usize) -> Builder {
@@ -232,6 +295,30 @@ impl Builder {
         }
         if self.input_high_water == 0 || self.output_high_water == 0 {
             return Err(Error::Config("high-water marks must be above 0".into()));
+        }
+        if let Some(low) = self.input_low_water {
+            if low >= self.input_high_water {
+                return Err(Error::Config(format!(
+                    "input_low_water({low}) must be below input_high_water({})",
+                    self.input_high_water
+                )));
+            }
+        }
+        for (name, t) in [
+            ("read_timeout", self.read_timeout),
+            ("write_timeout", self.write_timeout),
+            ("idle_timeout", self.idle_timeout),
+        ] {
+            if t == Some(Duration::ZERO) {
+                return Err(Error::Config(format!(
+                    "{name}(0) would close every connection at once"
+                )));
+            }
+        }
+        if self.max_connections == Some(0) {
+            return Err(Error::Config(
+                "max_connections(0) would refuse every connection".into(),
+            ));
         }
         Ok(())
     }

@@ -23,6 +23,7 @@ pub(super) struct Parts {
     pub(super) pool: Option<Arc<WorkerPool>>,
     pub(super) nodelay: bool,
     pub(super) output_high_water: usize,
+    pub(super) tcp_keepalive: Option<Duration>,
 }
 
 #[derive(Default)]
@@ -156,8 +157,14 @@ impl ServerHandle {
             return Err(Error::ShuttingDown);
         }
         let (fd, local) = sys::connect_blocking(&addr, timeout)?;
-        if self.inner.parts.nodelay && matches!(addr, Addr::Tcp(_)) {
-            sys::set_nodelay(std::os::fd::AsRawFd::as_raw_fd(&fd))?;
+        if let Addr::Tcp(_) = addr {
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            if self.inner.parts.nodelay {
+                sys::set_nodelay(raw)?;
+            }
+            if let Some(idle) = self.inner.parts.tcp_keepalive {
+                sys::set_keepalive(raw, idle)?;
+            }
         }
         let stopping = read(&self.inner.stopping);
         if *stopping {

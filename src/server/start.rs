@@ -21,8 +21,16 @@ pub(super) fn start(b: Builder, factory: Option<Arc<dyn Factory>>) -> Result<Ser
         read_buffer_size: b.read_buffer_size,
         pooled_buffers: b.pooled_buffers,
         input_high_water: b.input_high_water,
+        input_low_water: b.input_low_water.unwrap_or(b.input_high_water / 2),
         output_high_water: b.output_high_water,
         queue_capacity: b.queue_capacity,
+        timeouts: crate::conn::Timeouts {
+            read: b.read_timeout,
+            write: b.write_timeout,
+            idle: b.idle_timeout,
+        },
+        max_connections: b.max_connections,
+        tcp_keepalive: b.tcp_keepalive,
     });
     let remotes = (0..pollers)
         .map(|i| Remote::new(i, b.queue_capacity))
@@ -59,6 +67,7 @@ pub(super) fn start(b: Builder, factory: Option<Arc<dyn Factory>>) -> Result<Ser
         pool: pool.clone(),
         nodelay: b.nodelay,
         output_high_water: b.output_high_water,
+        tcp_keepalive: b.tcp_keepalive,
     });
     for (i, poller) in loops.into_iter().enumerate() {
         let cpu = (b.pin_cpus && !cpus.is_empty()).then(|| cpus[i % cpus.len()]);

@@ -5,7 +5,10 @@ mod affinity;
 mod socket;
 
 pub(crate) use affinity::{allowed_cpus, pin_current_thread};
-pub(crate) use socket::{accept, connect_blocking, listen, local_addr, set_nodelay, shutdown};
+pub(crate) use socket::{
+    accept, connect_blocking, listen, local_addr, set_keepalive, set_nodelay, shutdown,
+    shutdown_write,
+};
 
 use std::io::{self, IoSlice};
 use std::os::fd::RawFd;

@@ -91,6 +91,19 @@ pub(crate) fn set_nodelay(fd: RawFd) -> io::Result<()> {
     socket.set_tcp_nodelay(true)
 }
 
+/// Turns on TCP keepalive probes after `idle` without traffic.
+pub(crate) fn set_keepalive(fd: RawFd, idle: Duration) -> io::Result<()> {
+    // SAFETY: borrowed for the call only, see local_addr.
+    let socket = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd) });
+    socket.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))
+}
+
+/// `shutdown(2)` of the write side: the peer reads end-of-file, this side keeps reading.
+pub(crate) fn shutdown_write(fd: RawFd) {
+    // SAFETY: plain system call on a descriptor we own.
+    unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+}
+
 /// `shutdown(2)` both directions: the peer sees the connection end while the descriptor
 /// stays open (used to cut off a connection whose handler is still running).
 pub(crate) fn shutdown(fd: RawFd) {

@@ -1,0 +1,195 @@
+//! The per-poller timer wheel.
+//!
+//! A hashed wheel of `SLOTS` buckets, each `TICK` wide. A connection has at most one
+//! live entry, scheduled for its earliest deadline (read, write, idle or its own timer);
+//! its deadlines themselves live in the connection. That makes every operation cheap:
+//!
+//! * re-arming to a *later* deadline (the idle timeout after each request) touches only
+//!   the connection's field; when the early entry fires, the poller sees the deadline
+//!   has moved and schedules it again;
+//! * re-arming to an *earlier* deadline inserts one entry (O(1)); the old one becomes
+//!   stale and is skipped when it fires (its tick no longer matches);
+//! * cancelling is setting the deadline to `None`.
+//!
+//! Buckets are `Vec`s that keep their capacity, so steady-state re-arming does not
+//! allocate.
+
+use std::time::{Duration, Instant};
+
+/// Width of one bucket: the resolution of every timeout.
+pub(crate) const TICK: Duration = Duration::from_millis(10);
+const SLOTS: usize = 512;
+
+/// Identifies the connection an entry belongs to (slab index and generation) and the
+/// tick it was scheduled for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) index: usize,
+    pub(crate) generation: u32,
+    pub(crate) tick: u64,
+}
+
+pub(crate) struct TimerWheel {
+    origin: Instant,
+    buckets: Vec<Vec<Entry>>,
+    /// The next tick to process: every tick before it has fired.
+    current: u64,
+    /// Earliest tick holding an entry (may be stale-low; never too high).
+    earliest: Option<u64>,
+    len: usize,
+}
+
+impl TimerWheel {
+    pub(crate) fn new(origin: Instant) -> TimerWheel {
+        TimerWheel {
+            origin,
+            buckets: (0..SLOTS).map(|_| Vec::new()).collect(),
+            current: 0,
+            earliest: None,
+            len: 0,
+        }
+    }
+
+    /// The tick at or after `at`: timeouts never fire early.
+    pub(crate) fn tick_of(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.origin).as_nanos();
+        nanos.div_ceil(TICK.as_nanos()) as u64
+    }
+
+    /// Schedules an entry for `at`; returns the tick it landed on.
+    pub(crate) fn insert(&mut self, at: Instant, index: usize, generation: u32) -> u64 {
+        let tick = self.tick_of(at).max(self.current);
+        self.buckets[(tick % SLOTS as u64) as usize].push(Entry {
+            index,
+            generation,
+            tick,
+        });
+        self.len += 1;
+        self.earliest = Some(self.earliest.map_or(tick, |e| e.min(tick)));
+        tick
+    }
+
+    /// Moves every entry due at `now` into `due`.
+    pub(crate) fn expire(&mut self, now: Instant, due: &mut Vec<Entry>) {
+        let until = self.floor_tick(now);
+        let Some(earliest) = self.earliest.filter(|&e| e <= until) else {
+            return;
+        };
+        // Nothing is scheduled before `earliest`: skip the empty stretch at once.
+        self.current = self.current.max(earliest);
+        while self.current <= until && self.len > 0 {
+            let bucket = &mut self.buckets[(self.current % SLOTS as u64) as usize];
+            let before = bucket.len();
+            let current = self.current;
+            // Entries for a later lap of the wheel stay.
+            bucket.retain(|e| {
+                if e.tick <= current {
+                    due.push(*e);
+                    false
+                } else {
+                    true
+                }
+            });
+            self.len -= before - bucket.len();
+            self.current += 1;
+        }
+        self.current = self.current.max(until + 1);
+        self.earliest = self.find_earliest();
+    }
+
+    /// How long until the next entry is due (`None`: nothing scheduled).
+    pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
+        let tick = self.earliest?;
+        let at = self.origin + TICK * (tick as u32);
+        Some(at.saturating_duration_since(now))
+    }
+
+    fn floor_tick(&self, now: Instant) -> u64 {
+        (now.saturating_duration_since(self.origin).as_nanos() / TICK.as_nanos()) as u64
+    }
+
+    /// The earliest scheduled tick: the first bucket from `current` on that holds an
+    /// entry for this lap; entries more than a lap away are found by a full scan, which
+    /// only happens when nothing nearer exists.
+    fn find_earliest(&self) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        for tick in self.current..self.current + SLOTS as u64 {
+            let bucket = &self.buckets[(tick % SLOTS as u64) as usize];
+            if bucket.iter().any(|e| e.tick <= tick) {
+                return Some(tick);
+            }
+        }
+        self.buckets
+            .iter()
+            .flat_map(|b| b.iter().map(|e| e.tick))
+            .min()
+    }
+
+    /// Number of scheduled entries (stale ones included).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_fires_at_its_tick_and_not_before() {
+        let t0 = Instant::now();
+        let mut w = TimerWheel::new(t0);
+        w.insert(t0 + Duration::from_millis(35), 7, 1);
+        let mut due = Vec::new();
+        w.expire(t0 + Duration::from_millis(30), &mut due);
+        assert!(due.is_empty());
+        w.expire(t0 + Duration::from_millis(40), &mut due);
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].index, due[0].generation), (7, 1));
+        assert_eq!(w.len(), 0);
+        assert_eq!(w.next_timeout(t0), None);
+    }
+
+    #[test]
+    fn entries_beyond_one_lap_wait_for_their_lap() {
+        let t0 = Instant::now();
+        let mut w = TimerWheel::new(t0);
+        let far = t0 + TICK * (SLOTS as u32 + 3);
+        w.insert(far, 1, 0);
+        w.insert(t0 + TICK * 3, 2, 0);
+        let mut due = Vec::new();
+        w.expire(t0 + TICK * 4, &mut due);
+        assert_eq!(due.iter().map(|e| e.index).collect::<Vec<_>>(), [2]);
+        due.clear();
+        w.expire(t0 + TICK * (SLOTS as u32 + 2), &mut due);
+        assert!(due.is_empty(), "same bucket, next lap");
+        w.expire(far, &mut due);
+        assert_eq!(due.iter().map(|e| e.index).collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn next_timeout_points_at_the_earliest_entry() {
+        let t0 = Instant::now();
+        let mut w = TimerWheel::new(t0);
+        w.insert(t0 + Duration::from_millis(500), 1, 0);
+        w.insert(t0 + Duration::from_millis(100), 2, 0);
+        let left = w.next_timeout(t0).unwrap();
+        assert!(left >= Duration::from_millis(100) && left < Duration::from_millis(110));
+    }
+
+    #[test]
+    fn rearming_reuses_bucket_capacity() {
+        let t0 = Instant::now();
+        let mut w = TimerWheel::new(t0);
+        let mut due = Vec::with_capacity(8);
+        for round in 0..3u32 {
+            let at = t0 + TICK * (round * 2 + 1);
+            w.insert(at, 0, round);
+            w.expire(at, &mut due);
+        }
+        assert_eq!(due.len(), 3);
+    }
+}
