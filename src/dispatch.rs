@@ -199,11 +199,7 @@ impl WorkerPool {
                         call,
                     } => {
                         let panicked = run(&mut session, call);
-                        let conn = session.conn();
-                        let urgent = panicked
-                            || conn.close_requested
-                            || !conn.output.is_empty()
-                            || conn.output.error.is_some();
+                        let urgent = panicked || session.conn().needs_poller();
                         remote.complete(
                             Completion::Served {
                                 token,

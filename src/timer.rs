@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 /// Width of one bucket: the resolution of every timeout.
 pub(crate) const TICK: Duration = Duration::from_millis(10);
 const SLOTS: usize = 512;
+/// Entries each bucket holds before it grows (48 KiB per poller in all).
+const BUCKET_CAPACITY: usize = 4;
 
 /// Identifies the connection an entry belongs to (slab index and generation) and the
 /// tick it was scheduled for.
@@ -43,7 +45,10 @@ impl TimerWheel {
     pub(crate) fn new(origin: Instant) -> TimerWheel {
         TimerWheel {
             origin,
-            buckets: (0..SLOTS).map(|_| Vec::new()).collect(),
+            // Sized up front so the first lap of the wheel does not allocate either.
+            buckets: (0..SLOTS)
+                .map(|_| Vec::with_capacity(BUCKET_CAPACITY))
+                .collect(),
             current: 0,
             earliest: None,
             len: 0,

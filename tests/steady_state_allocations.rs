@@ -9,8 +9,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use common::*;
+use netloop::{Dispatch, Server};
 
 struct Counting;
 
@@ -51,10 +53,33 @@ fn allocations_for(clients: &mut [TcpStream], n: usize, msg: &[u8], back: &mut [
     ALLOCATIONS.load(Ordering::SeqCst) - before
 }
 
+/// Adds settings to a server builder.
+type Configure = fn(netloop::Builder) -> netloop::Builder;
+
 #[test]
 fn echo_allocations_do_not_grow_with_the_number_of_requests() {
-    for mode in modes() {
-        let server = serve(mode, 1, echo());
+    let timed = |b: netloop::Builder| {
+        // Every request re-arms the idle, read and write timers on the wheel.
+        b.idle_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(30))
+            .write_timeout(Duration::from_secs(30))
+    };
+    let plain = |b: netloop::Builder| b;
+    let configs: [(&str, Dispatch, Configure); 4] = [
+        ("inline", Dispatch::Inline, plain),
+        ("pool", Dispatch::Pool { threads: 4 }, plain),
+        ("inline+timeouts", Dispatch::Inline, timed),
+        ("pool+timeouts", Dispatch::Pool { threads: 4 }, timed),
+    ];
+    for (name, mode, configure) in configs {
+        let server = configure(
+            Server::builder()
+                .listen("127.0.0.1:0")
+                .pollers(1)
+                .dispatch(mode),
+        )
+        .serve(echo())
+        .unwrap();
         let mut clients: Vec<_> = (0..4).map(|_| connect(addr(&server))).collect();
         let msg = payload(1024, 9);
         let mut back = vec![0u8; msg.len()];
@@ -62,11 +87,11 @@ fn echo_allocations_do_not_grow_with_the_number_of_requests() {
         let small = allocations_for(&mut clients, 250, &msg, &mut back);
         let large = allocations_for(&mut clients, 2500, &msg, &mut back);
         assert_eq!(back, msg);
-        eprintln!("{mode:?}: {small} allocations for 1,000 requests, {large} for 10,000");
+        eprintln!("{name}: {small} allocations for 1,000 requests, {large} for 10,000");
         // 9,000 more requests may not cost more than a handful of extra allocations.
         assert!(
             large <= small + 8,
-            "{mode:?}: {small} allocations for 1,000 requests but {large} for 10,000"
+            "{name}: {small} allocations for 1,000 requests but {large} for 10,000"
         );
         drop(clients);
         server.shutdown(PATIENCE);

@@ -39,6 +39,8 @@ pub struct Conn {
     pub(crate) timer_request: Option<Option<Duration>>,
     /// Shut the write side down once the output has drained.
     pub(crate) shutdown_write: bool,
+    /// The handler changed a timeout; the poller must re-arm.
+    pub(crate) timeouts_changed: bool,
 }
 
 /// A connection's read, write and idle timeouts (see
@@ -67,6 +69,7 @@ impl Conn {
             timeouts,
             timer_request: None,
             shutdown_write: false,
+            timeouts_changed: false,
         }
     }
 
@@ -145,21 +148,35 @@ impl Conn {
     /// Overrides the server's read timeout for this connection (`None`: none).
     pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
         self.timeouts.read = timeout;
+        self.timeouts_changed = true;
     }
 
     /// Overrides the server's write timeout for this connection (`None`: none).
     pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
         self.timeouts.write = timeout;
+        self.timeouts_changed = true;
     }
 
     /// Overrides the server's idle timeout for this connection (`None`: none).
     pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) {
         self.timeouts.idle = timeout;
+        self.timeouts_changed = true;
     }
 
     /// A handle that other threads can use to send to or close this connection.
     pub fn handle(&self) -> ConnHandle {
         ConnHandle::new(self.shared.clone())
+    }
+
+    /// Whether the poller must act on this connection as soon as its handler returns
+    /// (rather than when it next has reason to look at it).
+    pub(crate) fn needs_poller(&self) -> bool {
+        self.close_requested
+            || !self.output.is_empty()
+            || self.output.error.is_some()
+            || self.timer_request.is_some()
+            || self.timeouts_changed
+            || self.shutdown_write
     }
 
     /// Moves data sent through [`ConnHandle::send`] into the output queue.

@@ -31,6 +31,9 @@ pub(crate) struct Slot {
     pub(super) session: Option<Box<dyn Session>>,
     /// Bytes read while the session is away.
     incoming: BytesMut,
+    /// Input the session took with it when it went to a worker (an upper bound while
+    /// it is away: handlers only consume).
+    away_input: usize,
     interest: Interest,
     registered: bool,
     /// on_connect has returned (the handler may be called for requests).
@@ -97,6 +100,7 @@ impl Poller {
             factory: a.factory,
             session: None,
             incoming: BytesMut::new(),
+            away_input: 0,
             interest,
             registered: true,
             connected: false,
@@ -136,9 +140,22 @@ impl Poller {
             Mode::Pool { .. } => {
                 // If the poller already knows something the session must come back for
                 // (the peer hung up, a close is pending), its completion must wake it.
+                // If the poller needs the session back to make progress (the peer hung up,
+                // a close is pending, reading is paused until the handler consumes), its
+                // completion must wake it.
                 let slot = &self.slab[index];
-                if slot.peer_closed || slot.pending_close.is_some() {
+                if slot.peer_closed || slot.pending_close.is_some() || slot.paused {
                     self.await_session(index);
+                }
+                // The completion may come back without waking this poller; a connection
+                // with deadlines keeps a wheel entry so they are checked meanwhile.
+                let conn = session.conn();
+                self.slab[index].away_input = conn.input.len();
+                let watched = conn.timeouts != crate::conn::Timeouts::default()
+                    || conn.timer_request.is_some()
+                    || self.slab[index].timers.has_user_deadline();
+                if watched {
+                    self.recheck_later(index);
                 }
                 self.dispatch_job(Job {
                     poller: self.remote.index,
@@ -329,7 +346,13 @@ impl Poller {
                 None
             } else if slot.connected && std::mem::take(&mut slot.timers.user_due) {
                 Some(Call::Timer)
-            } else if slot.connected && conn.input.ready() {
+            } else if slot.connected
+                && conn.input.ready()
+                && conn.output.len() < self.config.output_high_water
+            {
+                // Above the output mark no new request runs: its reply would only queue
+                // up. Input then fills to its own mark and reading stops, so a peer that
+                // sends without reading is held to both marks.
                 Some(Call::Requests)
             } else if slot.peer_closed && !output_pending {
                 return self.finalize(index, CloseReason::PeerClosed);
@@ -353,9 +376,12 @@ impl Poller {
                     Mode::Pool { .. } => return self.run_session(index, token, session, call),
                 }
             }
-            if conn.shutdown_write && !output_pending && !slot.write_shut {
-                slot.write_shut = true;
-                sys::shutdown_write(slot.fd.as_raw_fd());
+            if conn.shutdown_write && !output_pending {
+                conn.shutdown_write = false;
+                if !slot.write_shut {
+                    slot.write_shut = true;
+                    sys::shutdown_write(slot.fd.as_raw_fd());
+                }
             }
             // Nothing to run: give back buffers an idle connection does not need.
             if conn.input.is_empty() && conn.input.buf.capacity() > 0 {
@@ -381,7 +407,7 @@ impl Poller {
                 (conn.input.len(), conn.output.len())
             }
             // Away: the output is the worker's business until it returns.
-            None => (0, slot.reported_out),
+            None => (slot.away_input, slot.reported_out),
         };
         let input = input + slot.incoming.len();
         let counters = &self.remote.counters;
@@ -407,7 +433,7 @@ impl Poller {
                     !conn.output.is_empty(),
                 )
             }
-            None => (slot.incoming.len(), high, false, false),
+            None => (slot.away_input + slot.incoming.len(), high, false, false),
         };
         // Hysteresis: pause at the high-water mark, resume at the low-water mark.
         if slot.paused {
@@ -418,6 +444,11 @@ impl Poller {
             }
         } else if buffered >= limit {
             slot.paused = true;
+            if slot.session.is_none() && !slot.awaited {
+                // Only the session's return can resume reading.
+                slot.awaited = true;
+                self.remote.awaited.fetch_add(1, Ordering::SeqCst);
+            }
         }
         let read = !closing && !draining && !slot.paused;
         let wanted = Interest {

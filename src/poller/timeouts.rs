@@ -5,7 +5,7 @@
 //! plus the connection's configured timeout. Only the earliest deadline has an entry in
 //! the wheel (see the wheel's docs for why re-arming is O(1) and allocation-free).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::Poller;
 use crate::CloseReason;
@@ -41,12 +41,20 @@ impl SlotTimers {
         }
     }
 
+    pub(super) fn has_user_deadline(&self) -> bool {
+        self.user_deadline.is_some()
+    }
+
     /// Output moved.
     pub(super) fn wrote(&mut self, now: Instant) {
         self.last_activity = now;
         self.write_progress = true;
     }
 }
+
+/// How often the deadlines of a connection whose handler is on a worker are looked at:
+/// its completion may come back without waking the poller.
+const AWAY_RECHECK: Duration = Duration::from_millis(50);
 
 /// Which timeout expired first.
 enum Expired {
@@ -71,6 +79,7 @@ impl Poller {
             t.read_since = Some(now);
         }
         conn.input.progressed = false;
+        conn.timeouts_changed = false;
         if conn.output.is_empty() {
             t.write_since = None;
         } else if t.write_progress || t.write_since.is_none() {
@@ -90,14 +99,24 @@ impl Poller {
         .into_iter()
         .flatten()
         .min();
-        let Some(at) = deadline else {
-            // Cancelling is lazy: a live entry finds nothing due and lapses.
-            return;
-        };
-        let tick = self.wheel.tick_of(at);
-        if t.tick.map_or(true, |scheduled| tick < scheduled) {
-            t.tick = Some(self.wheel.insert(at, index, slot.generation));
+        if let Some(at) = deadline {
+            self.schedule(index, at);
         }
+        // Cancelling is lazy: a live entry finds nothing due and lapses.
+    }
+
+    /// Makes sure the wheel holds an entry for this connection at `at` or earlier.
+    fn schedule(&mut self, index: usize, at: Instant) {
+        let slot = &mut self.slab[index];
+        let tick = self.wheel.tick_of(at);
+        if slot.timers.tick.map_or(true, |scheduled| tick < scheduled) {
+            slot.timers.tick = Some(self.wheel.insert(at, index, slot.generation));
+        }
+    }
+
+    /// Looks at this connection's deadlines again shortly (its handler is away).
+    pub(super) fn recheck_later(&mut self, index: usize) {
+        self.schedule(index, self.now + AWAY_RECHECK);
     }
 
     /// Acts on every wheel entry that is due.
@@ -123,7 +142,9 @@ impl Poller {
         let now = self.now;
         let slot = &mut self.slab[index];
         let Some(session) = slot.session.as_mut() else {
-            // The handler is away: it is re-armed when it returns.
+            // The handler is still running on a worker (a finished one would have been
+            // taken back at the top of this turn): look again later.
+            self.recheck_later(index);
             return;
         };
         let limits = session.conn().timeouts;

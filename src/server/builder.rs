@@ -229,7 +229,9 @@ impl Builder {
     }
 
     /// Output high-water mark: [`ConnHandle::send`](crate::ConnHandle::send) returns
-    /// [`Error::Full`] once this many bytes are queued for a connection. Default: 4 MiB.
+    /// [`Error::Full`] once this many bytes are queued for a connection, and no new
+    /// `on_request` runs for it until its output drops below the mark (so a peer that
+    /// sends without reading stops being read at the input mark). Default: 4 MiB.
     pub fn output_high_water(mut self, bytes: usize) -> Builder {
         self.output_high_water = bytes;
         self
