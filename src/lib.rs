@@ -59,8 +59,13 @@
 //! * **Zero-copy, safely**: [`Bytes`](bytes::Bytes) taken from the input stay valid after
 //!   the handler returns; the buffer they point into is never reused while they live.
 //! * **Backpressure**: past the input high-water mark the poller stops reading the
-//!   connection until the handler consumes; [`ConnHandle::send`] refuses with
-//!   [`Error::Full`] past the output high-water mark.
+//!   connection until the handler consumes it down to the low-water mark; past the
+//!   output high-water mark no new request runs for it and [`ConnHandle::send`] refuses
+//!   with [`Error::Full`].
+//! * **Timeouts are real**: read (request incomplete), write (output not draining) and
+//!   idle (no traffic) timeouts come from a per-poller timer wheel and close with their
+//!   own [`CloseReason`]; TCP keepalive is a separate option
+//!   ([`Builder::tcp_keepalive`]). [`Conn::set_timer`] arms a timer of the handler's own.
 //! * **Failures stay local**: a panicking callback closes its own connection
 //!   ([`CloseReason::Panic`]) and is counted; running out of file descriptors pauses
 //!   accepting briefly while existing connections keep being served.
