@@ -11,7 +11,7 @@ pub use input::Input;
 pub use output::Output;
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, BorrowedFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,6 +50,19 @@ pub(crate) struct Timeouts {
     pub(crate) read: Option<Duration>,
     pub(crate) write: Option<Duration>,
     pub(crate) idle: Option<Duration>,
+}
+
+/// The connection's socket, for socket options (`let fd = conn.as_fd();` then
+/// `socket2::SockRef::from(&fd)`).
+/// The descriptor stays open for as long as the borrow lasts. Reading, writing or closing
+/// it directly would break the poller's bookkeeping: use [`Conn::input`],
+/// [`Conn::output`] and [`Conn::close`] for that.
+impl AsFd for Conn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        // SAFETY: the poller closes the descriptor only after the session is back home
+        // and no callback holds the `Conn`; the borrow cannot outlive this `&self`.
+        unsafe { BorrowedFd::borrow_raw(self.output.fd()) }
+    }
 }
 
 impl Conn {

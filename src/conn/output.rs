@@ -44,6 +44,10 @@ impl Output {
         }
     }
 
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+
     /// Bytes queued and not yet sent.
     pub fn len(&self) -> usize {
         self.queued + self.tail.len()
