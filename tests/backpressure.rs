@@ -26,6 +26,9 @@ fn a_peer_that_never_reads_is_bounded_then_closed_at_the_write_timeout() {
             .output_high_water(OUT_HIGH)
             .read_buffer_size(READ_BUF)
             .write_timeout(Duration::from_millis(500))
+            // Shorter than the write timeout: held-back requests must not count as
+            // incomplete ones, the close reason is the peer not reading.
+            .read_timeout(Duration::from_millis(200))
             .serve(echo())
             .unwrap();
         let mut hog = connect(addr(&server));
@@ -51,8 +54,14 @@ fn a_peer_that_never_reads_is_bounded_then_closed_at_the_write_timeout() {
             "{mode:?}: the server kept reading {sent} bytes"
         );
         assert!(
-            eventually(|| server.stats().closed.write_timeout == 1),
+            eventually(|| server.stats().closed.total() == 1),
             "{mode:?}"
+        );
+        let closed = server.stats().closed;
+        assert_eq!(
+            (closed.write_timeout, closed.read_timeout),
+            (1, 0),
+            "{mode:?}: closed for not reading, not as a slow sender"
         );
         // One read beyond the input mark, and one echoed batch beyond the output mark.
         assert!(

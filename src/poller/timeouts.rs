@@ -73,7 +73,11 @@ impl Poller {
         };
         let conn = session.conn();
         let t = &mut slot.timers;
-        if conn.input.is_empty() {
+        // Above the output mark the server itself holds requests back (backpressure):
+        // the peer is not slow to send, it is slow to read, which the write timeout
+        // covers.
+        let withheld = conn.output.len() >= self.config.output_high_water;
+        if conn.input.is_empty() || withheld {
             t.read_since = None;
         } else if conn.input.progressed || t.read_since.is_none() {
             t.read_since = Some(now);
