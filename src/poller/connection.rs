@@ -444,11 +444,6 @@ impl Poller {
             }
         } else if buffered >= limit {
             slot.paused = true;
-            if slot.session.is_none() && !slot.awaited {
-                // Only the session's return can resume reading.
-                slot.awaited = true;
-                self.remote.awaited.fetch_add(1, Ordering::SeqCst);
-            }
         }
         let read = !closing && !draining && !slot.paused;
         let wanted = Interest {
@@ -458,6 +453,11 @@ impl Poller {
         if wanted == slot.interest && slot.registered {
             return;
         }
+        if slot.paused {
+            // Away, only the session's return can resume reading: make it wake us.
+            self.await_session(index);
+        }
+        let slot = &mut self.slab[index];
         let fd = slot.fd.as_raw_fd();
         let token = Token::conn(index, slot.generation);
         if slot.peer_closed && !wanted.read && !wanted.write {
