@@ -8,6 +8,7 @@
 use std::time::{Duration, Instant};
 
 use super::Poller;
+use crate::conn::Timeouts;
 use crate::CloseReason;
 
 /// A connection's timer state.
@@ -73,6 +74,19 @@ impl Poller {
         };
         let conn = session.conn();
         let t = &mut slot.timers;
+        if conn.timeouts == Timeouts::default()
+            && t.user_deadline.is_none()
+            && conn.timer_request.is_none()
+        {
+            // Nothing to time (the common case for servers without timeouts): skip the
+            // window bookkeeping; windows start when a timeout is first set.
+            conn.input.progressed = false;
+            conn.timeouts_changed = false;
+            t.write_progress = false;
+            t.read_since = None;
+            t.write_since = None;
+            return;
+        }
         // Above the output mark the server itself holds requests back (backpressure):
         // the peer is not slow to send, it is slow to read, which the write timeout
         // covers.
