@@ -84,6 +84,7 @@ mod dispatch;
 mod driver;
 mod error;
 mod handler;
+pub mod http;
 mod poller;
 mod reason;
 mod server;

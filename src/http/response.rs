@@ -1,0 +1,152 @@
+//! Writing a response straight into the connection's output.
+
+use bytes::{BufMut, Bytes};
+
+use crate::Output;
+
+use super::date::with_date;
+
+/// The response to one request, written into the connection's output as it is built (no
+/// intermediate allocation).
+///
+/// Call [`status`](Response::status) first if the status is not `200 OK`, then
+/// [`header`](Response::header) any number of times, then one of the `body` methods.
+/// `Server`, `Content-Length`, `Date` (and `Connection: close` when the connection is
+/// closing) are added by the layer; do not set them. A response left without a body is
+/// finished with an empty one.
+pub struct Response<'a> {
+    out: &'a mut Output,
+    head_only: bool,
+    close: bool,
+    stage: Stage,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stage {
+    Start,
+    Headers,
+    Done,
+}
+
+impl<'a> Response<'a> {
+    pub(crate) fn new(out: &'a mut Output, head_only: bool, close: bool) -> Response<'a> {
+        Response {
+            out,
+            head_only,
+            close,
+            stage: Stage::Start,
+        }
+    }
+
+    /// Sets the status line. Only before any header or body.
+    ///
+    /// # Panics
+    /// If a header or the body was already written, or `reason` contains CR or LF.
+    pub fn status(&mut self, code: u16, reason: &str) -> &mut Self {
+        assert!(
+            self.stage == Stage::Start,
+            "Response::status after headers or body"
+        );
+        assert_clean(reason.as_bytes(), "status reason");
+        self.start(code, reason);
+        self
+    }
+
+    /// Adds a header.
+    ///
+    /// # Panics
+    /// If the body was already written, or the name or value contains CR or LF (header
+    /// injection), or the name is one the layer sets itself.
+    pub fn header(&mut self, name: &str, value: impl AsRef<[u8]>) -> &mut Self {
+        let value = value.as_ref();
+        assert!(self.stage != Stage::Done, "Response::header after the body");
+        assert_clean(name.as_bytes(), "header name");
+        assert_clean(value, "header value");
+        assert!(
+            !["content-length", "date", "server", "transfer-encoding"]
+                .iter()
+                .any(|reserved| name.eq_ignore_ascii_case(reserved)),
+            "Response::header({name:?}): the HTTP layer sets this header"
+        );
+        if self.stage == Stage::Start {
+            self.start(200, "OK");
+        }
+        let buf = self.out.buf_mut();
+        buf.put_slice(name.as_bytes());
+        buf.put_slice(b": ");
+        buf.put_slice(value);
+        buf.put_slice(b"\r\n");
+        self
+    }
+
+    /// Closes the connection after this response (adds `Connection: close`).
+    pub fn close(&mut self) -> &mut Self {
+        self.close = true;
+        self
+    }
+
+    /// Finishes the response with `body`, copied into the output.
+    pub fn body(&mut self, body: &[u8]) {
+        self.finish_head(body.len());
+        if !self.head_only {
+            self.out.write(body);
+        }
+    }
+
+    /// Finishes the response with `body`, queued without copying.
+    pub fn body_bytes(&mut self, body: Bytes) {
+        self.finish_head(body.len());
+        if !self.head_only {
+            self.out.write_bytes(body);
+        }
+    }
+
+    /// Whether the connection closes after this response.
+    pub(crate) fn closes(&self) -> bool {
+        self.close
+    }
+
+    /// Finishes a response that got no body.
+    pub(crate) fn finish(&mut self) {
+        if self.stage != Stage::Done {
+            self.body(b"");
+        }
+    }
+
+    fn start(&mut self, code: u16, reason: &str) {
+        let buf = self.out.buf_mut();
+        buf.put_slice(b"HTTP/1.1 ");
+        let mut digits = itoa::Buffer::new();
+        buf.put_slice(digits.format(code).as_bytes());
+        buf.put_u8(b' ');
+        buf.put_slice(reason.as_bytes());
+        buf.put_slice(b"\r\nServer: netloop\r\n");
+        self.stage = Stage::Headers;
+    }
+
+    fn finish_head(&mut self, len: usize) {
+        assert!(self.stage != Stage::Done, "Response body written twice");
+        if self.stage == Stage::Start {
+            self.start(200, "OK");
+        }
+        let close = self.close;
+        let buf = self.out.buf_mut();
+        buf.put_slice(b"Content-Length: ");
+        let mut digits = itoa::Buffer::new();
+        buf.put_slice(digits.format(len).as_bytes());
+        buf.put_slice(b"\r\nDate: ");
+        with_date(|date| buf.put_slice(date));
+        if close {
+            buf.put_slice(b"\r\nConnection: close");
+        }
+        buf.put_slice(b"\r\n\r\n");
+        self.stage = Stage::Done;
+    }
+}
+
+fn assert_clean(bytes: &[u8], what: &str) {
+    assert!(
+        !bytes.iter().any(|&b| b == b'\r' || b == b'\n'),
+        "{what} contains CR or LF"
+    );
+}
