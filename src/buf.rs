@@ -45,6 +45,15 @@ impl BufPool {
         }
     }
 
+    /// Gives an output tail a pooled buffer before a handler call if the handler wrote
+    /// through it last time (so a response does not start from an empty, growing
+    /// buffer); the poller takes it back once the output is sent.
+    pub(crate) fn provision_tail(&mut self, output: &mut crate::Output) {
+        if std::mem::take(&mut output.used_tail) && output.tail.capacity() == 0 {
+            output.tail = self.get();
+        }
+    }
+
     /// Gives an emptied buffer back, leaving an unallocated placeholder in its place.
     pub(crate) fn put(&mut self, buf: &mut BytesMut) {
         let mut buf = std::mem::take(buf);

@@ -96,4 +96,37 @@ fn echo_allocations_do_not_grow_with_the_number_of_requests() {
         drop(clients);
         server.shutdown(PATIENCE);
     }
+    http_plaintext_allocations_do_not_grow();
+}
+
+/// The HTTP layer too: keep-alive plaintext requests allocate nothing per request (the
+/// Date header is formatted into a fixed buffer once a second).
+fn http_plaintext_allocations_do_not_grow() {
+    use netloop::http::{Http, Request, Response};
+    fn hello(_req: &Request, res: &mut Response<'_>) {
+        res.header("Content-Type", "text/plain")
+            .body(b"Hello, World!");
+    }
+    for mode in [Dispatch::Inline, Dispatch::Pool { threads: 4 }] {
+        let server = serve(mode, 1, Http::new(hello));
+        let mut clients: Vec<_> = (0..4).map(|_| connect(addr(&server))).collect();
+        let req = b"GET /plaintext HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        // Status line, four headers and the body: a fixed 132 bytes.
+        let mut back = vec![0u8; 132];
+        allocations_for(&mut clients, 500, req, &mut back);
+        let small = allocations_for(&mut clients, 250, req, &mut back);
+        let large = allocations_for(&mut clients, 2500, req, &mut back);
+        assert!(
+            back.ends_with(b"\r\n\r\nHello, World!"),
+            "{:?}",
+            String::from_utf8_lossy(&back)
+        );
+        eprintln!("http {mode:?}: {small} allocations for 1,000 requests, {large} for 10,000");
+        assert!(
+            large <= small + 8,
+            "http {mode:?}: {small} allocations for 1,000 requests but {large} for 10,000"
+        );
+        drop(clients);
+        server.shutdown(PATIENCE);
+    }
 }

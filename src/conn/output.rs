@@ -30,6 +30,9 @@ pub struct Output {
     pub(crate) error: Option<io::ErrorKind>,
     /// Bytes sent since the poller last collected the count.
     pub(crate) sent: u64,
+    /// The handler wrote into the tail buffer during its last call: the poller hands it a
+    /// pooled buffer before the next one, so the response does not grow a fresh one.
+    pub(crate) used_tail: bool,
 }
 
 impl Output {
@@ -41,6 +44,9 @@ impl Output {
             fd,
             error: None,
             sent: 0,
+            // A new connection gets a pooled tail for its first call; a handler that
+            // never writes through it stops getting one.
+            used_tail: true,
         }
     }
 
@@ -61,12 +67,14 @@ impl Output {
     /// Makes room for at least `additional` more bytes in the tail buffer, so the writes
     /// that follow do not reallocate.
     pub fn reserve(&mut self, additional: usize) {
+        self.used_tail = true;
         self.tail.reserve(additional);
     }
 
     /// Appends `n` zeroed bytes and returns them to be filled in place: the equivalent of
     /// netpoll's `Malloc`.
     pub fn malloc(&mut self, n: usize) -> &mut [u8] {
+        self.used_tail = true;
         let start = self.tail.len();
         self.tail.resize(start + n, 0);
         &mut self.tail[start..]
@@ -75,11 +83,13 @@ impl Output {
     /// The tail buffer itself, for [`bytes::BufMut`]-style writes (`put_u32`, `put_slice`,
     /// formatting with `write!`). Whatever is appended to it is sent in order.
     pub fn buf_mut(&mut self) -> &mut BytesMut {
+        self.used_tail = true;
         &mut self.tail
     }
 
     /// Copies `data` into the output.
     pub fn write(&mut self, data: &[u8]) {
+        self.used_tail = true;
         self.tail.extend_from_slice(data);
     }
 

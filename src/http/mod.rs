@@ -161,11 +161,18 @@ impl<S: Service> Handler for Http<S> {
                 return;
             }
             st.request.head = input.next(head.len);
-            st.request.body = input.next(head.body_len);
+            st.request.body = match head.body_len {
+                0 => crate::Bytes::new(),
+                n => input.next(n),
+            };
             let close = !head.keep_alive;
             let mut res = Response::new(conn.output(), head.head_only, close);
             self.service.call(&st.request, &mut res);
             res.finish();
+            // The request is lent to the service for the call only. Dropping its bytes
+            // now lets the input buffer go back to the pool instead of being replaced.
+            st.request.head = crate::Bytes::new();
+            st.request.body = crate::Bytes::new();
             if res.closes() {
                 st.closing = true;
                 conn.close();

@@ -86,12 +86,13 @@ impl Poller {
             shared.mark_closed();
             return;
         }
-        let conn = Conn::new(
+        let mut conn = Conn::new(
             a.fd.as_raw_fd(),
             shared.clone(),
             span.clone(),
             self.config.timeouts,
         );
+        self.pool.provision_tail(&mut conn.output);
         let session = a.factory.session(conn);
         entry.insert(Slot {
             generation,
@@ -360,6 +361,7 @@ impl Poller {
                 None
             };
             if let Some(call) = run {
+                self.pool.provision_tail(&mut conn.output);
                 let token = Token::conn(index, slot.generation);
                 let mut session = slot.session.take().expect("checked above");
                 match self.mode {
