@@ -1,0 +1,582 @@
+//! The engine: N connections on one netloop poller, driven closed or open loop, and the
+//! controller thread that connects them, sets the recorded window, re-connects lost
+//! connections and stops the run.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use netloop::{CloseReason, Conn, Handler, Server};
+
+use crate::proto::{Decoded, Decoder, RequestSpec};
+use crate::schedule::Schedule;
+use crate::stats::{ErrorKind, Recorder, Report};
+
+/// How requests are paced.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Load {
+    /// Each connection keeps `pipeline` requests outstanding and sends the next as soon
+    /// as a response arrives. Latency is measured from the actual send time.
+    Closed {
+        /// Requests outstanding per connection (1: no pipelining).
+        pipeline: usize,
+    },
+    /// `rate` requests/s in total, spread evenly over the connections, each sent at its
+    /// intended time whether or not earlier ones were answered. Latency is measured from
+    /// the intended time (corrected for coordinated omission).
+    Open {
+        /// Requests per second over all connections.
+        rate: f64,
+    },
+}
+
+/// A run's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The target, `IP:PORT` (or anything [`netloop::IntoAddr`] parses).
+    pub addr: String,
+    /// The request every connection sends.
+    pub request: RequestSpec,
+    /// Connections to open.
+    pub conns: usize,
+    /// Closed or open loop.
+    pub load: Load,
+    /// Load before the recorded window, not recorded (connections warm up, the server's
+    /// caches fill).
+    pub warmup: Duration,
+    /// Length of the recorded window.
+    pub duration: Duration,
+    /// Time allowed for establishing all the connections at the start (and for each
+    /// re-connection).
+    pub connect_timeout: Duration,
+    /// Open loop: most requests outstanding on one connection; past it, sending waits
+    /// (and the wait counts in the latency, as the intended times do not move).
+    pub max_outstanding: usize,
+}
+
+impl Config {
+    /// A closed-loop configuration with the defaults: 1 s warm-up, 5 s recorded, 5 s to
+    /// connect.
+    pub fn new(addr: impl Into<String>, request: RequestSpec, conns: usize) -> Config {
+        Config {
+            addr: addr.into(),
+            request,
+            conns,
+            load: Load::Closed { pipeline: 1 },
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            max_outstanding: 1024,
+        }
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`Error::Config`] saying which one is wrong.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        if self.conns == 0 {
+            return bad("--conns must be at least 1".into());
+        }
+        if self.duration.is_zero() {
+            return bad("--duration must be above 0".into());
+        }
+        if self.connect_timeout.is_zero() {
+            return bad("the connect timeout must be above 0".into());
+        }
+        match self.load {
+            Load::Closed { pipeline: 0 } => return bad("--pipeline must be at least 1".into()),
+            Load::Open { rate } if !(rate.is_finite() && rate > 0.0) => {
+                return bad(format!("--rate {rate} must be a positive number"))
+            }
+            Load::Open { .. } if self.max_outstanding == 0 => {
+                return bad("max_outstanding must be at least 1".into())
+            }
+            _ => {}
+        }
+        self.request.validate().map_err(Error::Config)
+    }
+
+    fn open_loop(&self) -> bool {
+        matches!(self.load, Load::Open { .. })
+    }
+}
+
+/// Why a run could not be carried out.
+#[derive(Debug)]
+pub enum Error {
+    /// An invalid setting.
+    Config(String),
+    /// The generator's own poller could not be started.
+    Start(netloop::Error),
+    /// Not even the first connection could be established: nothing is listening, or
+    /// the address is wrong.
+    Connect {
+        /// The target.
+        addr: String,
+        /// What the connect returned.
+        source: netloop::Error,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(msg) => write!(f, "invalid settings: {msg}"),
+            Error::Start(e) => write!(f, "cannot start the generator's poller: {e}"),
+            Error::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Start(e) | Error::Connect { source: e, .. } => Some(e),
+            Error::Config(_) => None,
+        }
+    }
+}
+
+/// Where a run is, for [`Progress`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Opening the connections.
+    Connecting,
+    /// Load is running; nothing is recorded yet.
+    Warmup,
+    /// Inside the recorded window.
+    Recording,
+}
+
+/// A snapshot handed to the progress callback of [`run`] about ten times a second.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Where the run is.
+    pub phase: Phase,
+    /// Time since the load started (after connecting).
+    pub elapsed: Duration,
+    /// Warm-up plus recorded window: `elapsed` reaches it when the run ends.
+    pub total: Duration,
+    /// Responses completed so far, warm-up included.
+    pub completed: u64,
+    /// Errors so far.
+    pub errors: u64,
+}
+
+/// How often the controller wakes to re-connect, report progress and check the end.
+const CONTROL_TICK: Duration = Duration::from_millis(100);
+
+/// At the end, how long to wait for the responses still outstanding before closing.
+/// Closing with responses in flight would make the server see resets (its writes fail)
+/// and count requests as unanswered that were merely late.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How often the controller looks whether the drain is done.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+
+/// Grace the final shutdown gives connections with output still queued.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(200);
+
+/// Open loop: with this much output queued (the server is not reading), sending waits.
+const OUTPUT_CAP: usize = 1 << 20;
+
+/// Open loop: how soon to look again when sending had to wait.
+const RETRY: Duration = Duration::from_millis(10);
+
+/// Requests up to this size are copied into the output, larger ones queued by
+/// reference: a small copy is cheaper than one more segment in the gathered write.
+const COPY_LIMIT: usize = 1024;
+
+/// Runs the load described by `config` and returns its report. Blocks for about
+/// `warmup + duration`, plus connecting and at most a second collecting the responses
+/// still outstanding at the end; calls `progress` about ten times a second from the
+/// calling thread.
+///
+/// The connections run on a single netloop poller thread, so the whole generator can be
+/// pinned to one CPU (`taskset`); the calling thread only connects, reports progress and
+/// sleeps.
+///
+/// # Errors
+/// [`Error::Config`] for invalid settings, [`Error::Start`] if the poller cannot start,
+/// [`Error::Connect`] if the very first connection fails. Everything that goes wrong
+/// later is counted in the report's errors instead.
+pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Report, Error> {
+    config.validate()?;
+    let client = Server::builder().pollers(1).start().map_err(Error::Start)?;
+    let request = config.request.encode();
+    let shared = Arc::new(Shared {
+        copy: request.len() <= COPY_LIMIT,
+        request,
+        decoder: config.request.decoder(),
+        load: config.load,
+        conns: config.conns,
+        epoch: Instant::now(),
+        max_outstanding: config.max_outstanding,
+        recorder: Mutex::new(Recorder::new()),
+        lost: Mutex::new(Vec::new()),
+        stopping: AtomicBool::new(false),
+    });
+    let total = config.warmup + config.duration;
+    progress(&Progress {
+        phase: Phase::Connecting,
+        elapsed: Duration::ZERO,
+        total,
+        completed: 0,
+        errors: 0,
+    });
+
+    let dial = |index: usize, timeout: Duration| {
+        let client_handler = Client {
+            shared: shared.clone(),
+            index,
+        };
+        client.dial(config.addr.as_str(), timeout, client_handler)
+    };
+    // One deadline for all of them, so a target that drops SYNs cannot hold the run for
+    // conns × timeout.
+    let deadline = Instant::now() + config.connect_timeout;
+    for index in 0..config.conns {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = if left.is_zero() {
+            Err(netloop::Error::Io(std::io::ErrorKind::TimedOut.into()))
+        } else {
+            dial(index, left)
+        };
+        match result {
+            Ok(_) => {}
+            Err(source) if index == 0 => {
+                return Err(Error::Connect {
+                    addr: config.addr.clone(),
+                    source,
+                })
+            }
+            Err(e) => {
+                shared.recorder().error(ErrorKind::Connect, e);
+                shared.lost().push(index);
+            }
+        }
+    }
+
+    let start = Instant::now();
+    let (window_start, end) = (start + config.warmup, start + total);
+    shared.recorder().set_window(window_start, end);
+    loop {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        std::thread::sleep(CONTROL_TICK.min(end - now));
+        // Lost connections are re-established, each at its old place in the open-loop
+        // schedule. A failure is counted and tried again next tick, within the run.
+        let lost = std::mem::take(&mut *shared.lost());
+        for index in lost {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match dial(index, left.min(config.connect_timeout)) {
+                Ok(_) => shared.recorder().reconnected(),
+                Err(e) => {
+                    shared.recorder().error(ErrorKind::Connect, e);
+                    shared.lost().push(index);
+                }
+            }
+        }
+        let now = Instant::now();
+        let (completed, errors) = {
+            let r = shared.recorder();
+            (r.completed_total(), r.errors().total)
+        };
+        progress(&Progress {
+            phase: if now < window_start {
+                Phase::Warmup
+            } else {
+                Phase::Recording
+            },
+            elapsed: now.saturating_duration_since(start).min(total),
+            total,
+            completed,
+            errors,
+        });
+    }
+    // Stop sending and let the responses still outstanding arrive (they are not
+    // recorded: the window is over), so the connections close idle and cleanly.
+    shared.stopping.store(true, Ordering::Relaxed);
+    let drained_by = Instant::now() + DRAIN_TIMEOUT;
+    while shared.recorder().in_flight() > 0 && Instant::now() < drained_by {
+        std::thread::sleep(DRAIN_POLL);
+    }
+    // Idle connections close at once; the rest get a moment to flush. Their on_close
+    // callbacks (which count what was left unanswered) have all run when this returns.
+    client.shutdown(SHUTDOWN_GRACE);
+    let measurements = shared.recorder().measurements(config.open_loop());
+    Ok(Report {
+        protocol: config.request.protocol.to_string(),
+        addr: config.addr.clone(),
+        connections: config.conns,
+        pipeline: match config.load {
+            Load::Closed { pipeline } => pipeline,
+            Load::Open { .. } => 1,
+        },
+        target_rate: match config.load {
+            Load::Closed { .. } => None,
+            Load::Open { rate } => Some(rate),
+        },
+        warmup_s: config.warmup.as_secs_f64(),
+        measurements,
+    })
+}
+
+/// What every connection of a run shares.
+struct Shared {
+    /// The request, encoded once; each send queues a copy or a reference.
+    request: Bytes,
+    copy: bool,
+    /// A fresh decoder, cloned for each connection.
+    decoder: Decoder,
+    load: Load,
+    conns: usize,
+    /// Origin of the open-loop schedule.
+    epoch: Instant,
+    max_outstanding: usize,
+    /// Locked by the poller thread once per callback that completes or sends
+    /// something, and by the controller ten times a second: practically uncontended.
+    recorder: Mutex<Recorder>,
+    /// Indices of connections lost during the run, for the controller to re-establish.
+    lost: Mutex<Vec<usize>>,
+    /// The run is over: send nothing more, only collect the outstanding responses.
+    stopping: AtomicBool,
+}
+
+impl Shared {
+    fn recorder(&self) -> MutexGuard<'_, Recorder> {
+        // A panic while holding it leaves counters that are still meaningful.
+        self.recorder.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lost(&self) -> MutexGuard<'_, Vec<usize>> {
+        self.lost.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The handler of one connection: `index` is its place among the run's connections
+/// (which fixes its slot in the open-loop schedule).
+struct Client {
+    shared: Arc<Shared>,
+    index: usize,
+}
+
+/// Why this side closed a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    /// A bad response (already counted as an error).
+    Broken,
+    /// The server announced it closes after its last response: not an error, the
+    /// connection is simply re-established.
+    ServerClosing,
+}
+
+/// Per-connection state.
+struct ConnState {
+    decoder: Decoder,
+    /// Start times of the requests sent and not yet answered, oldest first: the actual
+    /// send time in closed loop, the intended send time in open loop. All three
+    /// protocols answer in request order, so the front belongs to the next response.
+    starts: VecDeque<Instant>,
+    /// Open loop: this connection's intended send times, and the next request number.
+    schedule: Option<Schedule>,
+    next: u64,
+    ending: Option<Ending>,
+}
+
+impl Client {
+    /// Queues one request that started (or was meant to start) at `start`.
+    fn send(&self, conn: &mut Conn, st: &mut ConnState, start: Instant, rec: &mut Recorder) {
+        let out = conn.output();
+        if self.shared.copy {
+            out.write(&self.shared.request);
+        } else {
+            out.write_bytes(self.shared.request.clone());
+        }
+        st.starts.push_back(start);
+        rec.sent(1);
+    }
+
+    fn stopping(&self) -> bool {
+        self.shared.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Open loop: sends every request whose intended time has come, unless the
+    /// connection has too much outstanding, then arms the timer for the next one.
+    fn pace<'a>(
+        &'a self,
+        conn: &mut Conn,
+        st: &mut ConnState,
+        now: Instant,
+        rec: &mut Option<MutexGuard<'a, Recorder>>,
+    ) {
+        let Some(schedule) = st.schedule else {
+            return;
+        };
+        if self.stopping() {
+            return; // and no timer: nothing is due any more
+        }
+        let mut held = false;
+        loop {
+            let at = schedule.at(st.next);
+            if at > now {
+                break;
+            }
+            if st.starts.len() >= self.shared.max_outstanding || conn.output().len() >= OUTPUT_CAP {
+                held = true;
+                break;
+            }
+            let r = rec.get_or_insert_with(|| self.shared.recorder());
+            r.lag(at, now);
+            self.send(conn, st, at, r);
+            st.next += 1;
+        }
+        // netloop's timer fires on the first 10 ms tick at or after the deadline, so a
+        // request can leave up to a tick late; the send lag (reported separately) shows
+        // how much of each open-loop latency that costs. Responses arriving in between
+        // give extra chances to send on time (see on_request).
+        let wait = if held {
+            RETRY
+        } else {
+            schedule.at(st.next).saturating_duration_since(now)
+        };
+        conn.set_timer(wait);
+    }
+
+    /// Closes the connection after a bad response; what is buffered is garbage now.
+    fn abandon(&self, conn: &mut Conn, st: &mut ConnState) {
+        st.ending = Some(Ending::Broken);
+        let n = conn.input().len();
+        conn.input().skip(n);
+        conn.close();
+    }
+}
+
+impl Handler for Client {
+    type State = ConnState;
+
+    fn on_connect(&self, conn: &mut Conn) -> ConnState {
+        let now = Instant::now();
+        let mut st = ConnState {
+            decoder: self.shared.decoder.clone(),
+            starts: VecDeque::new(),
+            schedule: None,
+            next: 0,
+            ending: None,
+        };
+        match self.shared.load {
+            Load::Closed { pipeline } => {
+                let mut rec = self.shared.recorder();
+                for _ in 0..pipeline {
+                    self.send(conn, &mut st, now, &mut rec);
+                }
+            }
+            Load::Open { rate } => {
+                let schedule =
+                    Schedule::new(self.shared.epoch, rate, self.shared.conns, self.index);
+                st.next = schedule.first_at_or_after(now);
+                st.schedule = Some(schedule);
+                self.pace(conn, &mut st, now, &mut None);
+            }
+        }
+        st
+    }
+
+    fn on_request(&self, st: &mut ConnState, conn: &mut Conn) {
+        // One clock read per callback: it stamps every response completed by this read
+        // and, in closed loop, the send time of the requests that replace them.
+        let now = Instant::now();
+        let mut rec = None;
+        while !conn.input().is_empty() {
+            let decoded = st.decoder.decode(conn.input().as_slice());
+            let r = rec.get_or_insert_with(|| self.shared.recorder());
+            match decoded {
+                Ok(Decoded::Complete {
+                    consumed,
+                    ok,
+                    closes,
+                }) => {
+                    conn.input().skip(consumed);
+                    let Some(start) = st.starts.pop_front() else {
+                        r.error(
+                            ErrorKind::BadResponse,
+                            "a response with no request outstanding",
+                        );
+                        return self.abandon(conn, st);
+                    };
+                    r.response(start, now);
+                    if !ok {
+                        r.error(ErrorKind::Status, "HTTP status not 2xx or 3xx");
+                    }
+                    if closes {
+                        // Requests behind this one will not be answered on this connection.
+                        st.ending = Some(Ending::ServerClosing);
+                        let n = conn.input().len();
+                        conn.input().skip(n);
+                        conn.close();
+                        return;
+                    }
+                    if let Load::Closed { .. } = self.shared.load {
+                        if !self.stopping() {
+                            self.send(conn, st, now, r);
+                        }
+                    }
+                }
+                Ok(Decoded::Partial { consumed, need }) => {
+                    conn.input().skip(consumed);
+                    conn.input().want(need);
+                    break;
+                }
+                Err(e) => {
+                    r.error(ErrorKind::BadResponse, e);
+                    return self.abandon(conn, st);
+                }
+            }
+        }
+        if st.schedule.is_some() {
+            self.pace(conn, st, now, &mut rec);
+        }
+    }
+
+    fn on_timer(&self, st: &mut ConnState, conn: &mut Conn) {
+        if st.ending.is_none() {
+            self.pace(conn, st, Instant::now(), &mut None);
+        }
+    }
+
+    fn on_close(&self, st: ConnState, reason: CloseReason) {
+        let mut rec = self.shared.recorder();
+        rec.unanswered(st.starts.len() as u64);
+        let lost = match reason {
+            CloseReason::Shutdown | CloseReason::ShutdownForced => false,
+            CloseReason::Local => true, // a bad response (counted) or the server's announced close
+            CloseReason::PeerClosed if st.ending == Some(Ending::ServerClosing) => true,
+            CloseReason::PeerClosed => {
+                rec.error(ErrorKind::Closed, "the server closed a connection");
+                true
+            }
+            CloseReason::Error(kind) => {
+                rec.error(ErrorKind::Socket, kind);
+                true
+            }
+            other => {
+                rec.error(ErrorKind::Other, other);
+                true
+            }
+        };
+        drop(rec);
+        if lost {
+            self.shared.lost().push(self.index);
+        }
+    }
+}
