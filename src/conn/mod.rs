@@ -147,7 +147,7 @@ impl Conn {
     }
 
     /// Arms this connection's timer: [`Handler::on_timer`](crate::Handler::on_timer) runs
-    /// once, `after` from now (at a 10 ms resolution). Arming it again replaces the
+    /// once, `after` from now (never earlier; at a 1 ms resolution). Arming it again replaces the
     /// previous deadline.
     pub fn set_timer(&mut self, after: Duration) {
         self.timer_request = Some(Some(after));

@@ -105,7 +105,10 @@ impl Poller {
         }
         t.write_progress = false;
         if let Some(request) = conn.timer_request.take() {
-            t.user_deadline = request.map(|after| now + after);
+            // Measured from now, not from the start of this turn: the handler asked
+            // after the turn began, and a timer must never fire early by its clock.
+            let armed = Instant::now();
+            t.user_deadline = request.map(|after| armed + after);
         }
         let limits = conn.timeouts;
         let deadline = [
