@@ -441,8 +441,9 @@ impl Client {
             self.send(conn, st, at, r);
             st.next += 1;
         }
-        // netloop's timer fires on the first 10 ms tick at or after the deadline, so a
-        // request can leave up to a tick late; the send lag (reported separately) shows
+        // netloop's timer fires on the first 1 ms tick at or after the deadline (and
+        // epoll waits in whole milliseconds), so a request can leave about a millisecond
+        // late; the send lag (reported separately) shows
         // how much of each open-loop latency that costs. Responses arriving in between
         // give extra chances to send on time (see on_request).
         let wait = if held {

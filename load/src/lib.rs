@@ -36,7 +36,7 @@
 //! users would see (coordinated omission). Open loop sends at a fixed rate on a schedule
 //! that does not wait for responses, and measures from each request's *intended* send
 //! time, so a stall shows up in every request it delayed. Its pacing uses netloop's
-//! per-connection timer (`Conn::set_timer`), which has a 10 ms resolution; the report's
+//! per-connection timer (`Conn::set_timer`), which has a 1 ms resolution; the report's
 //! `send_lag_us` says how late requests left, which is included in the open-loop
 //! latencies.
 #![deny(missing_docs)]
