@@ -8,23 +8,16 @@
 //! frames are all answered in one write, and a partial frame waits (`want`) until it is
 //! complete. Frames larger than `--max-frame` close the connection.
 
-use std::time::Duration;
+mod support;
 
 use clap::Parser;
-use netloop::{Conn, Dispatch, Handler, Server};
+use netloop::{Conn, Handler};
 
 #[derive(Parser)]
 #[command(about = "netloop framed RPC echo server")]
 struct Args {
-    /// Address to listen on (IP:PORT or unix:/path); repeat for several.
-    #[arg(long, default_value = "127.0.0.1:7001")]
-    addr: Vec<String>,
-    /// Poller threads (default: one per CPU this process may use).
-    #[arg(long)]
-    pollers: Option<usize>,
-    /// Run handlers on a pool of this many worker threads instead of inline.
-    #[arg(long)]
-    pool: Option<usize>,
+    #[command(flatten)]
+    server: support::ServerArgs,
     /// Largest frame accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_frame: usize,
@@ -63,31 +56,10 @@ impl Handler for Framed {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    support::init_logging();
     let args = Args::parse();
-    let mut builder = Server::builder();
-    for addr in &args.addr {
-        builder = builder.listen(addr.as_str());
-    }
-    if let Some(n) = args.pollers {
-        builder = builder.pollers(n);
-    }
-    if let Some(threads) = args.pool {
-        builder = builder.dispatch(Dispatch::Pool { threads });
-    }
-    let server = builder.serve(Framed {
+    let server = args.server.builder("127.0.0.1:7001").serve(Framed {
         max_frame: args.max_frame,
     })?;
-    for addr in server.local_addrs() {
-        println!("framed listening on {addr}");
-    }
-    netloop::signal::stop_on_signals(server.stopper(), Duration::from_secs(5))?;
-    let report = server.wait();
-    println!("shutdown: {report:?}");
-    println!("stats: {:?}", server.stats());
-    Ok(())
+    support::run_until_signal(&server, "framed", args.server.grace())
 }

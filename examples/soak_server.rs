@@ -12,27 +12,19 @@
 //! soak script reads the active connection count from it). Stops gracefully on Ctrl-C /
 //! SIGTERM and prints the shutdown report and counters.
 
+mod support;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use netloop::{handler_fn, Dispatch, Server, ServerHandle};
+use netloop::{handler_fn, ServerHandle};
 
 #[derive(Parser)]
 #[command(about = "netloop echo server for the soak test")]
 struct Args {
-    /// Address to listen on (IP:PORT or unix:/path); repeat for several.
-    #[arg(long, default_value = "127.0.0.1:17500")]
-    addr: Vec<String>,
-    /// Poller threads (default: one per CPU this process may use).
-    #[arg(long)]
-    pollers: Option<usize>,
-    /// Run handlers on a pool of this many worker threads instead of inline.
-    #[arg(long)]
-    pool: Option<usize>,
-    /// Seconds busy connections get to finish at shutdown.
-    #[arg(long, default_value_t = 5)]
-    grace: u64,
+    #[command(flatten)]
+    server: support::ServerArgs,
     /// Print a `stats ...` line this often, in seconds (0: never).
     #[arg(long, default_value_t = 10)]
     stats_every: u64,
@@ -48,52 +40,34 @@ const MAX_CONNECTIONS: usize = 5000;
 const HIGH_WATER: usize = 1 << 20;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    support::init_logging();
     let args = Args::parse();
-    let mut builder = Server::builder()
+    let server = args
+        .server
+        .builder("127.0.0.1:17500")
         .read_timeout(READ_TIMEOUT)
         .write_timeout(WRITE_TIMEOUT)
         .idle_timeout(IDLE_TIMEOUT)
         .max_connections(MAX_CONNECTIONS)
         .input_high_water(HIGH_WATER)
-        .output_high_water(HIGH_WATER);
-    for addr in &args.addr {
-        builder = builder.listen(addr.as_str());
-    }
-    if let Some(n) = args.pollers {
-        builder = builder.pollers(n);
-    }
-    if let Some(threads) = args.pool {
-        builder = builder.dispatch(Dispatch::Pool { threads });
-    }
-    let server = builder.serve(handler_fn(|conn| {
-        let n = conn.input().len();
-        let data = conn.input().next(n);
-        conn.output().write_bytes(data);
-    }))?;
-    for addr in server.local_addrs() {
-        println!("listening on {addr}");
-    }
-    netloop::signal::stop_on_signals(server.stopper(), Duration::from_secs(args.grace))?;
-
+        .output_high_water(HIGH_WATER)
+        .serve(handler_fn(|conn| {
+            let n = conn.input().len();
+            let data = conn.input().next(n);
+            conn.output().write_bytes(data);
+        }))?;
+    // The periodic stats line runs beside the shared run-until-signal loop.
     let stopped = AtomicBool::new(false);
-    let report = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         if args.stats_every > 0 {
             let every = Duration::from_secs(args.stats_every);
             let (server, stopped) = (&server, &stopped);
             s.spawn(move || print_stats_every(server, stopped, every));
         }
-        let report = server.wait();
+        let result = support::run_until_signal(&server, "soak", args.server.grace());
         stopped.store(true, Ordering::Relaxed);
-        report
-    });
-    println!("shutdown: {report:?}");
-    println!("stats: {:?}", server.stats());
-    Ok(())
+        result
+    })
 }
 
 /// Prints one `stats ...` line every `every` until `stopped` is set.

@@ -1,0 +1,79 @@
+//! Command-line plumbing the example servers share: listener, poller and dispatch flags;
+//! log output; and running until Ctrl-C / SIGTERM, then printing the shutdown report.
+//! Each example keeps only what makes it different: its handler and its settings.
+
+use std::time::Duration;
+
+use netloop::{Builder, Dispatch, Server, ServerHandle};
+
+/// The flags every example server takes (flatten into the example's own `Args`).
+#[derive(clap::Args)]
+pub struct ServerArgs {
+    /// Address to listen on (IP:PORT or unix:/path); repeat for several. Default: the
+    /// example's own address.
+    #[arg(long)]
+    pub addr: Vec<String>,
+    /// Poller threads (default: one per CPU this process may use).
+    #[arg(long)]
+    pub pollers: Option<usize>,
+    /// Run handlers on a pool of this many worker threads instead of inline.
+    #[arg(long)]
+    pub pool: Option<usize>,
+    /// Pin each poller to its own CPU.
+    #[arg(long)]
+    pub pin: bool,
+    /// Seconds busy connections get to finish at shutdown.
+    #[arg(long, default_value_t = 5)]
+    pub grace: u64,
+}
+
+impl ServerArgs {
+    /// A builder with these flags applied; `default_addr` if no `--addr` was given.
+    pub fn builder(&self, default_addr: &str) -> Builder {
+        let mut builder = Server::builder().pin_cpus(self.pin);
+        if self.addr.is_empty() {
+            builder = builder.listen(default_addr);
+        }
+        for addr in &self.addr {
+            builder = builder.listen(addr.as_str());
+        }
+        if let Some(n) = self.pollers {
+            builder = builder.pollers(n);
+        }
+        if let Some(threads) = self.pool {
+            builder = builder.dispatch(Dispatch::Pool { threads });
+        }
+        builder
+    }
+
+    /// The shutdown grace period.
+    pub fn grace(&self) -> Duration {
+        Duration::from_secs(self.grace)
+    }
+}
+
+/// Log output to stderr, `warn` and above unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+}
+
+/// Prints where `server` listens, shuts it down gracefully on the first SIGINT/SIGTERM,
+/// and prints the report and final counters.
+pub fn run_until_signal(
+    server: &ServerHandle,
+    name: &str,
+    grace: Duration,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for addr in server.local_addrs() {
+        println!("{name} listening on {addr}");
+    }
+    netloop::signal::stop_on_signals(server.stopper(), grace)?;
+    let report = server.wait();
+    println!("shutdown: {report:?}");
+    println!("stats: {:?}", server.stats());
+    Ok(())
+}
