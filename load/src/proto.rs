@@ -11,6 +11,7 @@
 use std::fmt;
 
 use bytes::{BufMut, Bytes, BytesMut};
+use netloop::http::{has_token, parse_content_length};
 
 /// The protocol of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -374,8 +375,8 @@ impl HttpDecoder {
         let mut closes = res.version == Some(0);
         for h in res.headers.iter() {
             if h.name.eq_ignore_ascii_case("content-length") {
-                let n =
-                    parse_length(h.value).ok_or(DecodeError::BodyLength("bad Content-Length"))?;
+                let n = parse_content_length(h.value)
+                    .ok_or(DecodeError::BodyLength("bad Content-Length"))?;
                 if length.is_some_and(|prev| prev != n) {
                     return Err(DecodeError::BodyLength(
                         "conflicting Content-Length headers",
@@ -441,22 +442,6 @@ impl HttpDecoder {
             }
         }
     }
-}
-
-/// A `Content-Length` value: ASCII digits only.
-fn parse_length(value: &[u8]) -> Option<usize> {
-    let value = value.trim_ascii();
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
-}
-
-/// Whether a comma-separated header value lists `token`, ignoring case.
-fn has_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
 }
 
 #[cfg(test)]

@@ -33,9 +33,11 @@
 //! simply awaited), HTTP/2, upgrades (the WebSocket layer will add them).
 
 mod date;
+mod header;
 mod request;
 mod response;
 
+pub use header::{has_token, parse_content_length};
 pub use request::Request;
 pub use response::Response;
 
@@ -219,7 +221,7 @@ impl<S: Service> Http<S> {
         for h in req.headers.iter() {
             r.headers.push((range(h.name.as_bytes()), range(h.value)));
             if h.name.eq_ignore_ascii_case("content-length") {
-                let n = parse_length(h.value).ok_or(Refusal::BadRequest)?;
+                let n = parse_content_length(h.value).ok_or(Refusal::BadRequest)?;
                 if body_len.is_some_and(|prev| prev != n) {
                     return Err(Refusal::BadRequest); // conflicting lengths: smuggling risk
                 }
@@ -227,9 +229,9 @@ impl<S: Service> Http<S> {
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
                 return Err(Refusal::ChunkedBody);
             } else if h.name.eq_ignore_ascii_case("connection") {
-                if contains_token(h.value, b"close") {
+                if has_token(h.value, b"close") {
                     keep_alive = false;
-                } else if contains_token(h.value, b"keep-alive") {
+                } else if has_token(h.value, b"keep-alive") {
                     keep_alive = true;
                 }
             }
@@ -258,42 +260,5 @@ impl<S: Service> Http<S> {
             .body(reason.as_bytes());
         st.closing = true;
         conn.close();
-    }
-}
-
-/// A `Content-Length` value: ASCII digits only, no sign, no overflow.
-fn parse_length(value: &[u8]) -> Option<usize> {
-    let value = value.trim_ascii();
-    if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
-}
-
-/// Whether a comma-separated header value lists `token` (case-insensitive).
-fn contains_token(value: &[u8], token: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_length_accepts_digits_only() {
-        assert_eq!(parse_length(b" 42 "), Some(42));
-        assert_eq!(parse_length(b"+1"), None);
-        assert_eq!(parse_length(b"-1"), None);
-        assert_eq!(parse_length(b""), None);
-        assert_eq!(parse_length(b"99999999999999999999999999"), None);
-    }
-
-    #[test]
-    fn connection_tokens_are_found_in_lists() {
-        assert!(contains_token(b"keep-alive, Upgrade", b"keep-alive"));
-        assert!(contains_token(b"Close", b"close"));
-        assert!(!contains_token(b"closed", b"close"));
     }
 }
