@@ -27,38 +27,14 @@ if ((DUR < 3)); then
     exit 1
 fi
 
-cd "$(dirname "$0")/.."
-cargo build --release --examples
-BIN=target/release/examples
-
-work=$(mktemp -d)
-server_pid=""
-load_pid=""
-cleanup() {
-    # Only reached with something still running if a round failed half way.
-    for pid in $load_pid $server_pid; do
-        kill "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # perf starts half a second into the measured window and stops a second before it ends,
 # so the whole perf window sees steady load even if echo_load's clock drifts a little.
 PERF_SECS=$((DUR - 1))
 PERF_DELAY=$((WARMUP)).5
 
-wait_for_port() {
-    local port=$1
-    for _ in $(seq 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.05
-    done
-    echo "server did not start listening on 127.0.0.1:$port" >&2
-    return 1
-}
 
 # run_mode ROUND MODE: prints "ROUND MODE rps syscalls_per_req cpu_us_per_req cpu_pct".
 run_mode() {

@@ -44,25 +44,8 @@ if ! [[ $MINUTES =~ ^[0-9]+$ ]] || ((MINUTES < 1)); then
     exit 2
 fi
 
-cd "$(dirname "$0")/.."
-cargo build --release --examples
-BIN=target/release/examples
-
-work=$(mktemp -d)
-server_pid=""
-load_pid=""
-cleanup() {
-    # Only reached with something still running if the run failed half way.
-    for pid in $load_pid $server_pid; do
-        kill "$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-port_open() {
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 if port_open "$PORT"; then
     echo "something already listens on 127.0.0.1:$PORT; pick another PORT" >&2
@@ -73,19 +56,7 @@ server_args=(--addr "127.0.0.1:$PORT" --pollers "$POLLERS" --stats-every 5)
 if [[ -n $POOL ]]; then server_args+=(--pool "$POOL"); fi
 "$BIN/soak_server" "${server_args[@]}" >"$work/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 100); do
-    port_open "$PORT" && break
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-        echo "soak_server exited at start:" >&2
-        cat "$work/server.log" >&2
-        exit 1
-    fi
-    sleep 0.05
-done
-if ! port_open "$PORT"; then
-    echo "soak_server did not start listening on 127.0.0.1:$PORT" >&2
-    exit 1
-fi
+wait_for_port "$PORT" "$server_pid" "$work/server.log"
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$server_pid/status"; }
 fd_count() { ls "/proc/$server_pid/fd" | wc -l; }

@@ -1,0 +1,41 @@
+# Shared by the measurement scripts: build the examples, a work directory cleaned up on
+# exit (with any server or load generator still running), and waiting for a port.
+# Source it after `set -euo pipefail`; it leaves BIN, work, server_pid and load_pid set.
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cargo build --release --examples
+BIN=target/release/examples
+
+work=$(mktemp -d)
+server_pid=""
+load_pid=""
+cleanup() {
+    # Only reached with something still running if a run failed half way.
+    for pid in $load_pid $server_pid; do
+        kill "$pid" 2>/dev/null || true
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Whether something accepts connections on 127.0.0.1:PORT.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_for_port PORT [PID LOG]: waits up to 5 s for 127.0.0.1:PORT to accept; with PID,
+# gives up at once (printing LOG) if that process exits first.
+wait_for_port() {
+    local port=$1 pid=${2:-} log=${3:-}
+    for _ in $(seq 100); do
+        port_open "$port" && return 0
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+            echo "the server exited at start:" >&2
+            [[ -n $log ]] && cat "$log" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+    echo "nothing started listening on 127.0.0.1:$port" >&2
+    return 1
+}
