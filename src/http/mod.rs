@@ -17,6 +17,9 @@
 //!   a malformed request `400`; each closes the connection after the answer;
 //! * a `Date` header formatted once a second per thread.
 //!
+//! The head parser is public too: [`parse_head`] checks a buffered head against
+//! [`Limits`] and fills a [`Request`], for layers that parse requests themselves.
+//!
 //! ```no_run
 //! use netloop::{http::Http, Server};
 //!
@@ -34,10 +37,12 @@
 
 mod date;
 mod header;
+mod parse;
 mod request;
 mod response;
 
 pub use header::{has_token, parse_content_length};
+pub use parse::{parse_head, Head, Limits, ParseError};
 pub use request::Request;
 pub use response::Response;
 
@@ -58,15 +63,10 @@ where
     }
 }
 
-/// Most headers a request may carry at [`Http::max_headers`]' largest setting.
-const HEADER_SLOTS: usize = 128;
-
 /// The HTTP/1.1 layer: a [`Handler`] that parses requests and calls a [`Service`].
 pub struct Http<S> {
     service: S,
-    max_headers: usize,
-    max_head_bytes: usize,
-    max_body_bytes: usize,
+    limits: Limits,
 }
 
 /// Per-connection state of the HTTP layer.
@@ -83,9 +83,7 @@ impl<S: Service> Http<S> {
     pub fn new(service: S) -> Http<S> {
         Http {
             service,
-            max_headers: 64,
-            max_head_bytes: 8 * 1024,
-            max_body_bytes: 1 << 20,
+            limits: Limits::default(),
         }
     }
 
@@ -94,52 +92,20 @@ impl<S: Service> Http<S> {
     /// # Panics
     /// If `n` is 0 or above 128.
     pub fn max_headers(mut self, n: usize) -> Http<S> {
-        assert!(
-            (1..=HEADER_SLOTS).contains(&n),
-            "max_headers({n}) must be 1..=128"
-        );
-        self.max_headers = n;
+        self.limits = self.limits.max_headers(n);
         self
     }
 
     /// Largest request head in bytes; larger ones get `431`.
     pub fn max_head_bytes(mut self, n: usize) -> Http<S> {
-        self.max_head_bytes = n;
+        self.limits = self.limits.max_head_bytes(n);
         self
     }
 
     /// Largest request body in bytes; larger ones get `413`.
     pub fn max_body_bytes(mut self, n: usize) -> Http<S> {
-        self.max_body_bytes = n;
+        self.limits = self.limits.max_body_bytes(n);
         self
-    }
-}
-
-/// What the head said about the request.
-struct Head {
-    len: usize,
-    body_len: usize,
-    keep_alive: bool,
-    head_only: bool,
-}
-
-/// Why a request cannot be served; each answer closes the connection.
-#[derive(Clone, Copy, Debug)]
-enum Refusal {
-    BadRequest,
-    TooLarge,
-    HeadersTooLarge,
-    ChunkedBody,
-}
-
-impl Refusal {
-    fn status(self) -> (u16, &'static str) {
-        match self {
-            Refusal::BadRequest => (400, "Bad Request"),
-            Refusal::TooLarge => (413, "Payload Too Large"),
-            Refusal::HeadersTooLarge => (431, "Request Header Fields Too Large"),
-            Refusal::ChunkedBody => (501, "Not Implemented"),
-        }
     }
 }
 
@@ -152,23 +118,25 @@ impl<S: Service> Handler for Http<S> {
 
     fn on_request(&self, st: &mut HttpConn, conn: &mut Conn) {
         while !st.closing && !conn.input().is_empty() {
-            let head = match self.parse_head(st, conn) {
+            let input = conn.input();
+            // Fills the request's ranges; its head and body are taken below.
+            let head = match parse::parse_into(input.as_slice(), &self.limits, &mut st.request) {
                 Ok(Some(head)) => head,
                 Ok(None) => return, // incomplete: called again when more arrives
-                Err(refusal) => return self.refuse(st, conn, refusal),
+                Err(error) => return self.refuse(st, conn, error),
             };
-            let input = conn.input();
-            if input.len() < head.len + head.body_len {
-                input.want(head.len + head.body_len);
+            let total = head.head_len() + head.body_len();
+            if input.len() < total {
+                input.want(total);
                 return;
             }
-            st.request.head = input.next(head.len);
-            st.request.body = match head.body_len {
+            st.request.head = input.next(head.head_len());
+            st.request.body = match head.body_len() {
                 0 => crate::Bytes::new(),
                 n => input.next(n),
             };
-            let close = !head.keep_alive;
-            let mut res = Response::new(conn.output(), head.head_only, close);
+            let close = !head.keep_alive();
+            let mut res = Response::new(conn.output(), head.head_only(), close);
             self.service.call(&st.request, &mut res);
             res.finish();
             // The request is lent to the service for the call only. Dropping its bytes
@@ -189,68 +157,8 @@ impl<S: Service> Handler for Http<S> {
 }
 
 impl<S: Service> Http<S> {
-    /// Parses the head at the front of the input into `st.request`'s ranges.
-    fn parse_head(&self, st: &mut HttpConn, conn: &mut Conn) -> Result<Option<Head>, Refusal> {
-        let buffered = conn.input().as_slice();
-        let mut slots = [httparse::EMPTY_HEADER; HEADER_SLOTS];
-        let mut req = httparse::Request::new(&mut slots[..self.max_headers]);
-        let len = match req.parse(buffered) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buffered.len() > self.max_head_bytes => {
-                return Err(Refusal::HeadersTooLarge)
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(httparse::Error::TooManyHeaders) => return Err(Refusal::HeadersTooLarge),
-            Err(_) => return Err(Refusal::BadRequest),
-        };
-        if len > self.max_head_bytes {
-            return Err(Refusal::HeadersTooLarge);
-        }
-        let base = buffered.as_ptr() as usize;
-        let range = |s: &[u8]| {
-            let start = s.as_ptr() as usize - base;
-            start..start + s.len()
-        };
-        let r = &mut st.request;
-        r.method = range(req.method.unwrap_or_default().as_bytes());
-        r.path = range(req.path.unwrap_or_default().as_bytes());
-        r.minor_version = req.version.unwrap_or(1);
-        r.headers.clear();
-        let mut body_len: Option<usize> = None;
-        let mut keep_alive = r.minor_version >= 1;
-        for h in req.headers.iter() {
-            r.headers.push((range(h.name.as_bytes()), range(h.value)));
-            if h.name.eq_ignore_ascii_case("content-length") {
-                let n = parse_content_length(h.value).ok_or(Refusal::BadRequest)?;
-                if body_len.is_some_and(|prev| prev != n) {
-                    return Err(Refusal::BadRequest); // conflicting lengths: smuggling risk
-                }
-                body_len = Some(n);
-            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(Refusal::ChunkedBody);
-            } else if h.name.eq_ignore_ascii_case("connection") {
-                if has_token(h.value, b"close") {
-                    keep_alive = false;
-                } else if has_token(h.value, b"keep-alive") {
-                    keep_alive = true;
-                }
-            }
-        }
-        let body_len = body_len.unwrap_or(0);
-        if body_len > self.max_body_bytes {
-            return Err(Refusal::TooLarge);
-        }
-        let head_only = req.method == Some("HEAD");
-        Ok(Some(Head {
-            len,
-            body_len,
-            keep_alive,
-            head_only,
-        }))
-    }
-
-    fn refuse(&self, st: &mut HttpConn, conn: &mut Conn, refusal: Refusal) {
-        let (code, reason) = refusal.status();
+    fn refuse(&self, st: &mut HttpConn, conn: &mut Conn, error: ParseError) {
+        let (code, reason) = error.status();
         tracing::debug!(code, "refusing request");
         let n = conn.input().len();
         conn.input().skip(n);
