@@ -1,0 +1,81 @@
+# The benchmark scenarios and servers, shared by bench.sh and profile.sh. Source it
+# after lib.sh (it uses $BIN); it sets LOAD and PEERS.
+#
+# Every server runs one thread (`--pollers 1` / `--threads 1`); the scripts pin it to
+# CPU 0 and the load to CPU 1.
+
+LOAD=target/release/netloop-load
+PEERS=bench/peers/target/release
+ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed open-loop idle-10k)
+ALL_SERVERS=(netloop netloop-pool tokio-ct tokio-mt may-minihttp monoio)
+
+# build_all: the load generator and the peers (lib.sh has built the examples).
+build_all() {
+    cargo build --release -p netloop-load
+    cargo build --release --manifest-path bench/peers/Cargo.toml
+}
+
+# server_cmd NAME PROTO PORT: prints the server's command line, or nothing if NAME
+# does not serve PROTO.
+server_cmd() {
+    local name=$1 proto=$2 addr=127.0.0.1:$3
+    case $name in
+        netloop) echo "$BIN/$proto --addr $addr --pollers 1" ;;
+        netloop-pool) echo "$BIN/$proto --addr $addr --pollers 1 --pool 1" ;;
+        tokio-ct) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor current --threads 1" ;;
+        tokio-mt) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor multi --threads 1" ;;
+        may-minihttp) [[ $proto == http ]] && echo "$PEERS/may-minihttp-peer --proto http --addr $addr --threads 1" ;;
+        monoio) echo "$PEERS/monoio-peer --proto $proto --addr $addr --threads 1 --driver fusion" ;;
+    esac
+}
+
+# scenario_spec NAME: sets `proto` and `servers` (the servers compared) for a scenario;
+# returns 1 for an unknown one.
+scenario_spec() {
+    case $1 in
+        http | http-pipelined) proto=http servers=(netloop tokio-ct tokio-mt may-minihttp monoio) ;;
+        echo-100 | echo-1000) proto=echo servers=(netloop tokio-ct tokio-mt monoio) ;;
+        framed) proto=framed servers=(netloop netloop-pool tokio-ct monoio) ;;
+        open-loop) proto=echo servers=(netloop tokio-ct monoio) ;;
+        idle-10k) proto=http servers=(netloop tokio-ct may-minihttp monoio) ;;
+        *) return 1 ;;
+    esac
+}
+
+# load_cmd SCENARIO PORT: sets `load` to the load generator's command line without its
+# duration: wrk (takes -dNs) or netloop-load (takes --warmup/--duration). idle-10k has
+# its own driver (scripts/idle_conns.py) and no load_cmd.
+load_cmd() {
+    local url=http://127.0.0.1:$2/ addr=127.0.0.1:$2
+    case $1 in
+        http) load=(wrk -t1 -c64 --latency "$url") ;;
+        http-pipelined) load=(wrk -t1 -c64 --latency -s scripts/wrk/pipeline.lua "$url" -- 16) ;;
+        echo-100) load=("$LOAD" --addr "$addr" --proto echo --size 1024 --conns 100) ;;
+        echo-1000) load=("$LOAD" --addr "$addr" --proto echo --size 1024 --conns 1000 --connect-timeout 20) ;;
+        framed) load=("$LOAD" --addr "$addr" --proto framed --size 1024 --conns 100) ;;
+        open-loop) load=("$LOAD" --addr "$addr" --proto echo --size 1024 --conns 100 --rate 20000) ;;
+        *) return 1 ;;
+    esac
+}
+
+# start_server NAME PROTO PORT LOG: starts NAME pinned to CPU 0, with room for 20,000
+# descriptors; sets server_pid (the server itself, for perf) and waits for its port.
+start_server() {
+    local cmd
+    cmd=$(server_cmd "$1" "$2" "$3")
+    if [[ -z $cmd ]]; then
+        echo "$1 does not serve $2" >&2
+        return 1
+    fi
+    # shellcheck disable=SC2086 # the command line is split on purpose
+    ulimit -n 20000 && exec taskset -c 0 $cmd >"$4" 2>&1 &
+    server_pid=$!
+    wait_for_port "$3" "$server_pid" "$4"
+}
+
+# stop_server: SIGTERM (netloop shuts down gracefully; the peers just exit).
+stop_server() {
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+}
