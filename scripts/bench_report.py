@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 # Display order of the servers and scenarios.
-SERVERS = ["netloop", "netloop-pool", "tokio-ct", "tokio-mt", "may-minihttp", "monoio"]
+SERVERS = ["netloop", "netloop-uring", "netloop-pool", "tokio-ct", "tokio-mt", "may-minihttp", "monoio"]
 SCENARIOS = {
     "http": "HTTP plaintext, 64 conns (wrk)",
     "http-pipelined": "HTTP pipelined x16, 64 conns (wrk)",

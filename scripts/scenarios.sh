@@ -7,7 +7,7 @@
 LOAD=target/release/netloop-load
 PEERS=bench/peers/target/release
 ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed open-loop idle-10k)
-ALL_SERVERS=(netloop netloop-pool tokio-ct tokio-mt may-minihttp monoio)
+ALL_SERVERS=(netloop netloop-uring netloop-pool tokio-ct tokio-mt may-minihttp monoio)
 
 # build_all: the load generator and the peers (lib.sh has built the examples).
 build_all() {
@@ -21,6 +21,7 @@ server_cmd() {
     local name=$1 proto=$2 addr=127.0.0.1:$3
     case $name in
         netloop) echo "$BIN/$proto --addr $addr --pollers 1" ;;
+        netloop-uring) echo "env NETLOOP_BACKEND=io_uring $BIN/$proto --addr $addr --pollers 1" ;;
         netloop-pool) echo "$BIN/$proto --addr $addr --pollers 1 --pool 1" ;;
         tokio-ct) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor current --threads 1" ;;
         tokio-mt) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor multi --threads 1" ;;
@@ -33,11 +34,11 @@ server_cmd() {
 # returns 1 for an unknown one.
 scenario_spec() {
     case $1 in
-        http | http-pipelined) proto=http servers=(netloop tokio-ct tokio-mt may-minihttp monoio) ;;
-        echo-100 | echo-1000) proto=echo servers=(netloop tokio-ct tokio-mt monoio) ;;
-        framed) proto=framed servers=(netloop netloop-pool tokio-ct monoio) ;;
-        open-loop) proto=echo servers=(netloop tokio-ct monoio) ;;
-        idle-10k) proto=http servers=(netloop tokio-ct may-minihttp monoio) ;;
+        http | http-pipelined) proto=http servers=(netloop netloop-uring tokio-ct tokio-mt may-minihttp monoio) ;;
+        echo-100 | echo-1000) proto=echo servers=(netloop netloop-uring tokio-ct tokio-mt monoio) ;;
+        framed) proto=framed servers=(netloop netloop-pool netloop-uring tokio-ct monoio) ;;
+        open-loop) proto=echo servers=(netloop netloop-uring tokio-ct monoio) ;;
+        idle-10k) proto=http servers=(netloop netloop-uring tokio-ct may-minihttp monoio) ;;
         *) return 1 ;;
     esac
 }

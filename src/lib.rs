@@ -78,6 +78,7 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 
 mod addr;
+mod backend;
 mod buf;
 mod conn;
 mod dispatch;
@@ -95,6 +96,7 @@ mod sys;
 mod timer;
 
 pub use addr::{Addr, AddrParseError};
+pub use backend::{Backend, BACKEND_ENV};
 pub use conn::{Conn, ConnHandle, Input, Output};
 pub use dispatch::Dispatch;
 pub use error::Error;

@@ -85,8 +85,15 @@ impl Epoll {
     }
 
     /// Stops watching `fd`.
-    pub(crate) fn delete(&mut self, fd: RawFd) -> io::Result<()> {
+    pub(crate) fn delete(&mut self, fd: RawFd, _token: Token) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, Token(0))
+    }
+
+    /// Stops watching `fd` and closes it (closing also removes it from the epoll set,
+    /// unless the descriptor was duplicated, hence the explicit delete).
+    pub(crate) fn close(&mut self, fd: OwnedFd, token: Token) {
+        let _ = self.delete(fd.as_raw_fd(), token);
+        drop(fd);
     }
 
     /// Blocks until something happens or `timeout` passes (`None`: no time limit).
@@ -128,11 +135,11 @@ impl Epoll {
         self.cursor += 1;
         let bits = ev.events as libc::c_int;
         Some(Event {
-            token: Token(ev.u64),
             readable: bits & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0,
             writable: bits & libc::EPOLLOUT != 0,
             hangup: bits & libc::EPOLLHUP != 0,
             error: bits & libc::EPOLLERR != 0,
+            ..Event::new(Token(ev.u64))
         })
     }
 

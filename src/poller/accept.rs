@@ -230,8 +230,34 @@ impl Poller {
 
     /// Closes every listener of this poller.
     pub(super) fn stop_accepting(&mut self) {
-        for l in self.listeners.drain(..) {
-            let _ = self.driver.delete(l.raw_fd());
+        for (i, l) in self.listeners.drain(..).enumerate() {
+            self.driver.close(l.fd, Token::listener(i));
+        }
+    }
+
+    /// Readiness or a completion on listener `i`.
+    pub(super) fn listener_event(&mut self, i: usize, event: crate::driver::Event) {
+        if i >= self.listeners.len() {
+            return;
+        }
+        if event.accepted >= 0 {
+            // SAFETY: the driver hands over a descriptor the kernel just created.
+            let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(event.accepted) };
+            match sys::peer_addr(&fd) {
+                Ok(peer) => self.accepted(i, fd, peer),
+                // Reset before we looked: nothing to serve.
+                Err(e) => tracing::debug!(error = %e, "accepted connection already gone"),
+            }
+        } else if event.error {
+            let e = io::Error::from_raw_os_error(event.os_error);
+            match event.os_error {
+                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
+                    self.pause_listener(i, &e)
+                }
+                _ => tracing::warn!(error = %e, "accept failed"),
+            }
+        } else {
+            self.accept_ready(i);
         }
     }
 }

@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use super::{Adopt, Mode, Poller};
 use crate::conn::ConnShared;
 use crate::dispatch::{self, Call, Job, JobKind};
-use crate::driver::{Event, Interest, Token, TokenKind};
+use crate::driver::{Event, Interest, Token, TokenKind, GENERATION_BITS};
 use crate::session::{Factory, Session};
 use crate::stats::{bump, shift};
 use crate::{sys, CloseReason, Conn, ConnHandle};
@@ -36,6 +36,8 @@ pub(crate) struct Slot {
     away_input: usize,
     interest: Interest,
     registered: bool,
+    /// Reads are limited to one buffer per turn (see `Driver::limit_reads`).
+    reads_limited: bool,
     /// on_connect has returned (the handler may be called for requests).
     pub(super) connected: bool,
     peer_closed: bool,
@@ -71,7 +73,7 @@ impl Poller {
         let entry = self.slab.vacant_entry();
         let index = entry.key();
         let generation = self.next_generation;
-        self.next_generation = (self.next_generation + 1) & 0x7fff_ffff;
+        self.next_generation = (self.next_generation + 1) & ((1 << GENERATION_BITS) - 1);
         let token = Token::conn(index, generation);
         let shared = a.shared;
         shared.set_token(token);
@@ -104,6 +106,7 @@ impl Poller {
             away_input: 0,
             interest,
             registered: true,
+            reads_limited: false,
             connected: false,
             peer_closed: false,
             pending_close: None,
@@ -198,11 +201,17 @@ impl Poller {
     /// Readiness on a connection's socket.
     pub(super) fn conn_event(&mut self, index: usize, event: Event) {
         if event.error {
-            let err = sys::take_socket_error(self.slab[index].fd.as_raw_fd());
+            let err = match event.os_error {
+                0 => sys::take_socket_error(self.slab[index].fd.as_raw_fd()),
+                errno => io::Error::from_raw_os_error(errno),
+            };
             self.peer_gone(index, Some(err.kind()));
             return;
         }
-        if event.readable && self.slab[index].interest.read {
+        // A completion backend has already taken the bytes out of the socket, so they
+        // are appended even if reading was paused since; epoll's readiness is only
+        // acted on while reading is wanted.
+        if event.readable && (self.slab[index].interest.read || self.driver.received()) {
             self.on_readable(index);
         } else if event.hangup {
             self.peer_gone(index, None);
@@ -447,6 +456,15 @@ impl Poller {
         } else if buffered >= limit {
             slot.paused = true;
         }
+        // A connection holding input (or away on a worker) reads one buffer per turn,
+        // so a completion backend cannot overshoot the input mark by a whole burst.
+        let limited = buffered > 0 || slot.session.is_none();
+        if limited != slot.reads_limited {
+            slot.reads_limited = limited;
+            let token = Token::conn(index, slot.generation);
+            self.driver.limit_reads(token, limited);
+        }
+        let slot = &mut self.slab[index];
         let read = !closing && !draining && !slot.paused;
         let wanted = Interest {
             read: read && !slot.peer_closed && slot.pending_close.is_none(),
@@ -466,7 +484,7 @@ impl Poller {
             // A hung-up socket stays readable/hung-up forever under level triggering:
             // stop watching it altogether until it is closed.
             if slot.registered {
-                let _ = self.driver.delete(fd);
+                let _ = self.driver.delete(fd, token);
                 slot.registered = false;
             }
         } else if slot.registered {
@@ -482,10 +500,10 @@ impl Poller {
     pub(super) fn finalize(&mut self, index: usize, reason: CloseReason) {
         let mut slot = self.slab.remove(index);
         let mut session = slot.session.take().expect("finalize with the session away");
-        if slot.registered {
-            let _ = self.driver.delete(slot.fd.as_raw_fd());
-        }
-        drop(slot.fd);
+        // Cancels what is pending on the socket; io_uring closes it once nothing can
+        // touch it any more, epoll at once.
+        self.driver
+            .close(slot.fd, Token::conn(index, slot.generation));
         slot.shared.mark_closed();
         let conn = session.conn();
         bump(

@@ -1,6 +1,6 @@
 //! The per-core loop.
 //!
-//! A poller thread owns a driver (epoll), a slab of connections, a buffer pool and, for
+//! A poller thread owns a driver (epoll or io_uring), a slab of connections, a buffer pool and, for
 //! some balance policies, listeners. Everything it owns is touched by that thread only;
 //! other threads talk to it through its [`Remote`]: a command queue (new connections,
 //! cross-thread sends, shutdown) and a completion queue (sessions coming back from
@@ -27,7 +27,7 @@ use slab::Slab;
 use crate::buf::BufPool;
 use crate::conn::ConnShared;
 use crate::dispatch::{Job, WorkerPool};
-use crate::driver::{Epoll, Event, TokenKind, Waker};
+use crate::driver::{Driver, Epoll, Event, TokenKind, Uring, Waker};
 use crate::session::{Factory, Session};
 use crate::stats::Counters;
 use crate::timer::{Entry, TimerWheel};
@@ -216,7 +216,7 @@ impl Drop for ExitGuard {
 /// One poller thread's state.
 pub(crate) struct Poller {
     remote: Arc<Remote>,
-    driver: Epoll,
+    driver: Driver,
     slab: Slab<Slot>,
     next_generation: u32,
     pool: BufPool,
@@ -239,8 +239,12 @@ impl Poller {
         balancer: Arc<Balancer>,
         mode: Mode,
         config: Arc<Config>,
+        backend: crate::Backend,
     ) -> io::Result<Poller> {
-        let mut driver = Epoll::new(&remote.waker)?;
+        let mut driver = match backend {
+            crate::Backend::IoUring => Driver::Uring(Box::new(Uring::new(&remote.waker)?)),
+            _ => Driver::Epoll(Epoll::new(&remote.waker)?),
+        };
         for (i, l) in listeners.iter().enumerate() {
             driver.add(
                 l.raw_fd(),
@@ -270,6 +274,11 @@ impl Poller {
         let span = tracing::debug_span!("poller", index = self.remote.index);
         let _entered = span.enter();
         let _exit = ExitGuard(self.remote.clone());
+        if let Err(e) = self.driver.start() {
+            tracing::error!(error = %e, "cannot start the I/O driver; poller stops");
+            self.exit();
+            return;
+        }
         loop {
             self.take_completions();
             self.take_commands();
@@ -283,7 +292,7 @@ impl Poller {
             }
             let timeout = self.next_timeout();
             if let Err(e) = self.sleep(timeout) {
-                tracing::error!(error = %e, "epoll_wait failed; poller stops");
+                tracing::error!(error = %e, "waiting for events failed; poller stops");
                 break;
             }
             self.now = Instant::now();
@@ -313,7 +322,7 @@ impl Poller {
         match event.token.kind() {
             // The queues are emptied at the top of every turn.
             TokenKind::Wake => {}
-            TokenKind::Listener(i) => self.accept_ready(i),
+            TokenKind::Listener(i) => self.listener_event(i, event),
             TokenKind::Conn { index, generation } => {
                 if self.slab.get(index).map(|s| s.generation) == Some(generation) {
                     self.conn_event(index, event);

@@ -79,6 +79,8 @@ pub struct Builder {
     pub(super) idle_timeout: Option<Duration>,
     pub(super) max_connections: Option<usize>,
     pub(super) tcp_keepalive: Option<Duration>,
+    pub(super) backend: crate::Backend,
+    pub(super) fail_io_uring_probe: bool,
 }
 
 impl Default for Builder {
@@ -103,6 +105,8 @@ impl Default for Builder {
             idle_timeout: None,
             max_connections: None,
             tcp_keepalive: None,
+            backend: crate::Backend::default(),
+            fail_io_uring_probe: false,
         }
     }
 }
@@ -225,6 +229,23 @@ impl Builder {
     /// [`idle_timeout`](Builder::idle_timeout) for that. Default: off.
     pub fn tcp_keepalive(mut self, idle: Duration) -> Builder {
         self.tcp_keepalive = Some(idle);
+        self
+    }
+
+    /// The I/O backend: [`Backend::Epoll`] (the default), [`Backend::IoUring`], or
+    /// [`Backend::Auto`] (io_uring where the start-up probe finds it usable, else epoll).
+    /// The `NETLOOP_BACKEND` environment variable overrides this;
+    /// [`ServerHandle::backend`](crate::ServerHandle::backend) reports the outcome.
+    pub fn backend(mut self, backend: crate::Backend) -> Builder {
+        self.backend = backend;
+        self
+    }
+
+    /// Makes the io_uring probe fail, as on a machine without io_uring: for testing the
+    /// fallback. Not part of the stable API.
+    #[doc(hidden)]
+    pub fn fail_io_uring_probe(mut self) -> Builder {
+        self.fail_io_uring_probe = true;
         self
     }
 

@@ -24,6 +24,7 @@ pub(super) struct Parts {
     pub(super) nodelay: bool,
     pub(super) output_high_water: usize,
     pub(super) tcp_keepalive: Option<Duration>,
+    pub(super) backend: crate::Backend,
 }
 
 #[derive(Default)]
@@ -114,6 +115,13 @@ impl ServerHandle {
     /// (port 0 resolved to the port the system picked).
     pub fn local_addrs(&self) -> &[Addr] {
         &self.inner.parts.local_addrs
+    }
+
+    /// The I/O backend the pollers run on: [`Backend::Epoll`](crate::Backend::Epoll) or
+    /// [`Backend::IoUring`](crate::Backend::IoUring), never `Auto` (that is settled
+    /// at start-up).
+    pub fn backend(&self) -> crate::Backend {
+        self.inner.parts.backend
     }
 
     /// Number of poller threads.

@@ -13,6 +13,7 @@ use super::{listen, Builder};
 
 pub(super) fn start(b: Builder, factory: Option<Arc<dyn Factory>>) -> Result<ServerHandle, Error> {
     b.validate()?;
+    let backend = crate::Backend::resolve(b.backend, b.fail_io_uring_probe)?;
     let cpus = sys::allowed_cpus();
     let pollers = b
         .pollers
@@ -57,6 +58,7 @@ pub(super) fn start(b: Builder, factory: Option<Arc<dyn Factory>>) -> Result<Ser
             balancer.clone(),
             mode,
             config.clone(),
+            backend,
         )?);
     }
     let handle = ServerHandle::new(Parts {
@@ -68,6 +70,7 @@ pub(super) fn start(b: Builder, factory: Option<Arc<dyn Factory>>) -> Result<Ser
         nodelay: b.nodelay,
         output_high_water: b.output_high_water,
         tcp_keepalive: b.tcp_keepalive,
+        backend,
     });
     for (i, poller) in loops.into_iter().enumerate() {
         let cpu = (b.pin_cpus && !cpus.is_empty()).then(|| cpus[i % cpus.len()]);

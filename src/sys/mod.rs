@@ -6,7 +6,7 @@ mod socket;
 
 pub(crate) use affinity::{allowed_cpus, pin_current_thread};
 pub(crate) use socket::{
-    accept, connect_blocking, listen, local_addr, set_keepalive, set_nodelay, shutdown,
+    accept, connect_blocking, listen, local_addr, peer_addr, set_keepalive, set_nodelay, shutdown,
     shutdown_write,
 };
 

@@ -98,6 +98,12 @@ pub(crate) fn set_keepalive(fd: RawFd, idle: Duration) -> io::Result<()> {
     socket.set_tcp_keepalive(&socket2::TcpKeepalive::new().with_time(idle))
 }
 
+/// The peer address of a connected socket (for connections accepted by io_uring, which
+/// does not report it).
+pub(crate) fn peer_addr(fd: &impl std::os::fd::AsFd) -> io::Result<Addr> {
+    Ok(to_addr(&socket2::SockRef::from(fd).peer_addr()?))
+}
+
 /// `shutdown(2)` of the write side: the peer reads end-of-file, this side keeps reading.
 pub(crate) fn shutdown_write(fd: RawFd) {
     // SAFETY: plain system call on a descriptor we own.

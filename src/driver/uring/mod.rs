@@ -1,0 +1,605 @@
+//! The io_uring backend: one ring per poller thread, behind the same calls as epoll.
+//!
+//! How the driver calls map onto the ring:
+//!
+//! * reading a connection is a **multishot receive** drawing on a provided-buffer ring
+//!   ([`BufRing`]); each completion's bytes are copied into the connection's own input
+//!   buffer by [`receive`](Uring::receive) and the buffer goes straight back to the ring,
+//!   so handlers keep getting zero-copy `Bytes` of netloop's buffers and one slow
+//!   handler can never starve the ring;
+//! * "watch for writable" is a one-shot `POLLOUT` poll, re-armed while it is wanted, which
+//!   gives the level-triggered behaviour the poller expects;
+//! * a listener is a **multishot accept**; the waker's eventfd a multishot poll;
+//! * pausing reads (backpressure, closing, draining) cancels the receive, resuming
+//!   re-arms it; a receive re-armed on a socket with data completes at once, so nothing
+//!   is lost or reported late;
+//! * the turn's new submissions and the wait go to the kernel in one `io_uring_enter`.
+//!
+//! Safety rules (each checked by the tests): the kernel never writes into memory a
+//! connection owns (only into the ring's buffers, which live as long as the ring); a
+//! socket is closed only after every operation on it has posted its final completion,
+//! because a pending operation keeps the socket open; a completion for a connection that
+//! is gone still returns its buffer; and the ring is dropped only after all operations
+//! have finished, before the buffer memory is freed.
+
+mod buf_ring;
+mod probe;
+
+pub(crate) use probe::probe;
+
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::{Event, Interest, Token, Waker};
+use buf_ring::BufRing;
+
+/// Submission queue entries per ring; completions get four times as many slots because
+/// multishot operations post many completions per submission.
+const SQ_ENTRIES: u32 = 1024;
+/// The provided-buffer group every receive of a ring draws on.
+const BUF_GROUP: u16 = 0;
+/// Buffers in the group. A receive completion holds one only until the poller copies it
+/// out in the same turn, so this bounds the connections that can receive in one turn.
+const BUF_COUNT: u16 = 1024;
+/// Size of each provided buffer.
+const BUF_LEN: usize = 4096;
+/// How long dropping a ring waits for cancelled operations to finish.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+// What a completion is about: the token plus an operation kind in bits 59..63 (tokens
+// leave those bits clear; see `Token`).
+const KIND_SHIFT: u32 = 59;
+const KIND_MASK: u64 = 0xf << KIND_SHIFT;
+const RECV: u64 = 1;
+const POLL_OUT: u64 = 2;
+const ACCEPT: u64 = 3;
+const WAKE: u64 = 4;
+const CANCEL: u64 = 5;
+
+fn user_data(kind: u64, token: Token) -> u64 {
+    debug_assert_eq!(token.0 & KIND_MASK, 0);
+    token.0 | (kind << KIND_SHIFT)
+}
+
+/// The state of one kind of operation on one socket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Op {
+    #[default]
+    Idle,
+    Armed,
+    /// A cancel was submitted; the operation's final completion has not come yet.
+    Cancelling,
+}
+
+/// A watched socket: a connection (indexed by slab index) or a listener.
+#[derive(Debug)]
+struct Watch {
+    token: Token,
+    fd: RawFd,
+    want: Interest,
+    /// The receive (connections) or accept (listeners).
+    input: Op,
+    /// The armed receive is multishot (rather than one buffer's worth).
+    input_multi: bool,
+    /// Receive one buffer per turn instead of all that arrives: the poller asked for it
+    /// (`limited`), or the last receive filled a whole buffer (`bursting`: more is
+    /// probably waiting, and a multishot receive would take all of it at once). A new
+    /// connection starts bursting, so a peer that floods from the start is read one
+    /// buffer per turn, as with epoll.
+    limited: bool,
+    bursting: bool,
+    /// The writable poll (connections only).
+    output: Op,
+    /// The receive ended for good (end-of-file or an error): do not re-arm it.
+    input_done: bool,
+    /// Accepting stopped on a resource error: re-armed only when asked again.
+    accept_paused: bool,
+}
+
+impl Watch {
+    fn new(token: Token, fd: RawFd, want: Interest) -> Watch {
+        Watch {
+            token,
+            fd,
+            want,
+            input: Op::Idle,
+            input_multi: false,
+            limited: false,
+            bursting: true,
+            output: Op::Idle,
+            input_done: false,
+            accept_paused: false,
+        }
+    }
+
+    fn ops_pending(&self) -> u8 {
+        u8::from(self.input != Op::Idle) + u8::from(self.output != Op::Idle)
+    }
+}
+
+/// A closed socket whose operations have not all finished: closed when they have.
+struct Retiring {
+    token: Token,
+    _fd: OwnedFd,
+    ops: u8,
+}
+
+/// The received bytes of the event being handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Received {
+    None,
+    Data { token: Token, bid: u16, len: usize },
+    Eof,
+}
+
+/// One io_uring instance with its buffers, owned by one poller thread.
+pub(crate) struct Uring {
+    ring: ManuallyDrop<IoUring>,
+    bufs: ManuallyDrop<BufRing>,
+    /// The ring is enabled on the poller thread (it is created disabled, so that the
+    /// thread that submits is the one the kernel binds it to).
+    started: bool,
+    waker_fd: RawFd,
+    conns: Vec<Option<Watch>>,
+    listeners: Vec<Option<Watch>>,
+    retiring: Vec<Retiring>,
+    /// This turn's completions: (user data, result, flags).
+    cqes: Vec<(u64, i32, u32)>,
+    cursor: usize,
+    current: Received,
+    /// Operations submitted whose final completion has not come yet.
+    in_flight: usize,
+}
+
+impl Uring {
+    /// Builds a ring (disabled until [`start`](Uring::start)) and its buffer group.
+    pub(crate) fn new(waker: &Waker) -> io::Result<Uring> {
+        let ring = probe::build_ring(SQ_ENTRIES)?;
+        let bufs = BufRing::new(&ring, BUF_GROUP, BUF_COUNT, BUF_LEN)?;
+        Ok(Uring {
+            ring: ManuallyDrop::new(ring),
+            bufs: ManuallyDrop::new(bufs),
+            started: false,
+            waker_fd: waker.raw_fd(),
+            conns: Vec::new(),
+            listeners: Vec::new(),
+            retiring: Vec::new(),
+            cqes: Vec::with_capacity(4 * SQ_ENTRIES as usize),
+            cursor: 0,
+            current: Received::None,
+            in_flight: 0,
+        })
+    }
+
+    /// Enables the ring on the calling thread (the poller's) and arms the waker.
+    pub(crate) fn start(&mut self) -> io::Result<()> {
+        self.ring.submitter().register_enable_rings()?;
+        self.started = true;
+        let sqe = opcode::PollAdd::new(types::Fd(self.waker_fd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(WAKE << KIND_SHIFT);
+        self.push(&sqe);
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Queues a submission, flushing the queue to the kernel first if it is full.
+    fn push(&mut self, sqe: &squeue::Entry) {
+        loop {
+            // SAFETY: every submission refers to memory that outlives it: sockets kept
+            // open until their operations finish, and the buffer ring, freed only after
+            // the ring itself.
+            if unsafe { self.ring.submission().push(sqe) }.is_ok() {
+                return;
+            }
+            if let Err(e) = self.ring.submit() {
+                tracing::error!(error = %e, "io_uring submit failed");
+                return;
+            }
+        }
+    }
+
+    fn watch_mut(&mut self, token: Token) -> Option<&mut Watch> {
+        let (list, index) = match token.kind() {
+            super::TokenKind::Listener(i) => (&mut self.listeners, i),
+            super::TokenKind::Conn { index, .. } => (&mut self.conns, index),
+            super::TokenKind::Wake => return None,
+        };
+        list.get_mut(index)?.as_mut().filter(|w| w.token == token)
+    }
+
+    /// Starts watching `fd`.
+    pub(crate) fn add(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        let (list, index) = match token.kind() {
+            super::TokenKind::Listener(i) => (&mut self.listeners, i),
+            super::TokenKind::Conn { index, .. } => (&mut self.conns, index),
+            super::TokenKind::Wake => return Ok(()),
+        };
+        if list.len() <= index {
+            list.resize_with(index + 1, || None);
+        }
+        match &mut list[index] {
+            Some(w) if w.token == token => w.want = interest,
+            slot => *slot = Some(Watch::new(token, fd, interest)),
+        }
+        self.reconcile(token);
+        Ok(())
+    }
+
+    /// Changes what `fd` is watched for.
+    pub(crate) fn modify(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        if let Some(w) = self.watch_mut(token) {
+            w.want = interest;
+            w.accept_paused = false;
+            self.reconcile(token);
+            Ok(())
+        } else {
+            self.add(fd, token, interest)
+        }
+    }
+
+    /// Receives one buffer per turn (`limited`) or everything that arrives.
+    pub(crate) fn limit_reads(&mut self, token: Token, limited: bool) {
+        if let Some(w) = self.watch_mut(token) {
+            if w.limited != limited {
+                w.limited = limited;
+                self.reconcile(token);
+            }
+        }
+    }
+
+    /// Stops watching `fd` (its operations are cancelled).
+    pub(crate) fn delete(&mut self, _fd: RawFd, token: Token) -> io::Result<()> {
+        if let Some(w) = self.watch_mut(token) {
+            w.want = Interest::default();
+            self.reconcile(token);
+        }
+        Ok(())
+    }
+
+    /// Stops watching `fd` and closes it once no operation can touch it any more.
+    pub(crate) fn close(&mut self, fd: OwnedFd, token: Token) {
+        let _ = self.delete(-1, token);
+        let ops = match self.watch_mut(token) {
+            Some(w) => w.ops_pending(),
+            None => 0,
+        };
+        let (list, index) = match token.kind() {
+            super::TokenKind::Listener(i) => (&mut self.listeners, i),
+            super::TokenKind::Conn { index, .. } => (&mut self.conns, index),
+            super::TokenKind::Wake => return,
+        };
+        if let Some(slot) = list.get_mut(index) {
+            if slot.as_ref().is_some_and(|w| w.token == token) {
+                *slot = None;
+            }
+        }
+        if ops > 0 {
+            self.retiring.push(Retiring {
+                token,
+                _fd: fd,
+                ops,
+            });
+        }
+    }
+
+    /// Arms or cancels operations so they match what the socket is watched for.
+    fn reconcile(&mut self, token: Token) {
+        let Some(w) = self.watch_mut(token) else {
+            return;
+        };
+        let listener = matches!(token.kind(), super::TokenKind::Listener(_));
+        let fd = types::Fd(w.fd);
+        let mut sqes: [Option<squeue::Entry>; 2] = [None, None];
+        let mut armed = 0;
+        let want_input = w.want.read && !w.input_done && !w.accept_paused;
+        // A multishot receive takes everything that arrives; a limited connection gets
+        // a single receive instead, one buffer per turn.
+        let one_at_a_time = w.limited || w.bursting;
+        let too_much = !listener && one_at_a_time && w.input_multi;
+        match (want_input, w.input) {
+            (true, Op::Idle) => {
+                sqes[0] = Some(if listener {
+                    opcode::AcceptMulti::new(fd)
+                        .flags(libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK)
+                        .build()
+                        .user_data(user_data(ACCEPT, token))
+                } else if one_at_a_time {
+                    opcode::Recv::new(fd, std::ptr::null_mut(), BUF_LEN as u32)
+                        .buf_group(BUF_GROUP)
+                        .build()
+                        .flags(squeue::Flags::BUFFER_SELECT)
+                        .user_data(user_data(RECV, token))
+                } else {
+                    opcode::RecvMulti::new(fd, BUF_GROUP)
+                        .build()
+                        .user_data(user_data(RECV, token))
+                });
+                w.input_multi = !listener && !one_at_a_time;
+                w.input = Op::Armed;
+                armed += 1;
+            }
+            (false, Op::Armed) | (true, Op::Armed) if !want_input || too_much => {
+                let kind = if listener { ACCEPT } else { RECV };
+                sqes[0] = Some(cancel(user_data(kind, token)));
+                w.input = Op::Cancelling;
+            }
+            _ => {}
+        }
+        match (w.want.write && !listener, w.output) {
+            (true, Op::Idle) => {
+                sqes[1] = Some(
+                    opcode::PollAdd::new(fd, libc::POLLOUT as u32)
+                        .build()
+                        .user_data(user_data(POLL_OUT, token)),
+                );
+                w.output = Op::Armed;
+                armed += 1;
+            }
+            (false, Op::Armed) => {
+                sqes[1] = Some(cancel(user_data(POLL_OUT, token)));
+                w.output = Op::Cancelling;
+            }
+            _ => {}
+        }
+        self.in_flight += armed;
+        for sqe in sqes.iter().flatten() {
+            self.push(sqe);
+        }
+    }
+
+    /// Submits this turn's operations and blocks until something completes or `timeout`
+    /// passes (`None`: no time limit), in one system call.
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.recycle_current();
+        self.bufs.publish();
+        self.cqes.clear();
+        self.cursor = 0;
+        let result = match timeout {
+            None => self.ring.submit_and_wait(1),
+            Some(t) => {
+                let ts = types::Timespec::from(t);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+        };
+        match result {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        self.collect();
+        Ok(())
+    }
+
+    /// Moves the completion queue's entries into this turn's list.
+    fn collect(&mut self) {
+        let cqes = &mut self.cqes;
+        cqes.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+    }
+
+    /// Returns the buffer of a receive event nobody took (the connection was gone).
+    fn recycle_current(&mut self) {
+        if let Received::Data { bid, .. } = std::mem::replace(&mut self.current, Received::None) {
+            self.bufs.push(bid);
+        }
+    }
+
+    /// The next event of this turn.
+    pub(crate) fn next_event(&mut self) -> Option<Event> {
+        self.recycle_current();
+        while self.cursor < self.cqes.len() {
+            let (ud, res, flags) = self.cqes[self.cursor];
+            self.cursor += 1;
+            if let Some(event) = self.on_completion(ud, res, flags) {
+                return Some(event);
+            }
+        }
+        None
+    }
+
+    /// Handles one completion; returns the event it means for the poller, if any.
+    fn on_completion(&mut self, ud: u64, res: i32, flags: u32) -> Option<Event> {
+        let kind = (ud & KIND_MASK) >> KIND_SHIFT;
+        let token = Token(ud & !KIND_MASK);
+        let more = cqueue::more(flags);
+        let bid = cqueue::buffer_select(flags);
+        if kind == CANCEL {
+            return None;
+        }
+        if !more {
+            self.in_flight -= 1;
+        }
+        if kind == WAKE {
+            if !more {
+                // The multishot poll ended (it can, on overflow): arm it again.
+                self.start_waker();
+            }
+            return None;
+        }
+        let Some(w) = self.watch_mut(token) else {
+            // The socket was closed: give back the buffer or descriptor the completion
+            // carries, and close the socket once its last operation is over.
+            if let Some(bid) = bid {
+                self.bufs.push(bid);
+            }
+            if kind == ACCEPT && res >= 0 {
+                // SAFETY: the kernel just created this descriptor for us.
+                drop(unsafe { OwnedFd::from_raw_fd(res) });
+            }
+            if !more {
+                self.retired_op(token);
+            }
+            return None;
+        };
+        let errno = -res;
+        let event = match kind {
+            RECV => {
+                if !more {
+                    w.input = Op::Idle;
+                }
+                if res > 0 {
+                    self.current = Received::Data {
+                        token,
+                        bid: bid.expect("a receive with data names its buffer"),
+                        len: res as usize,
+                    };
+                    Some(Event::readable(token))
+                } else if res == 0 {
+                    w.input_done = true;
+                    self.current = Received::Eof;
+                    Some(Event::readable(token))
+                } else if errno == libc::ENOBUFS || errno == libc::ECANCELED {
+                    // Out of buffers: re-armed below, and submitted after this turn
+                    // has returned its buffers. Cancelled: re-armed only if wanted.
+                    None
+                } else {
+                    w.input_done = true;
+                    Some(Event::failed(token, errno))
+                }
+            }
+            POLL_OUT => {
+                w.output = Op::Idle;
+                if errno == libc::ECANCELED {
+                    None
+                } else if res < 0 {
+                    Some(Event::failed(token, errno))
+                } else {
+                    Some(Event {
+                        writable: res & i32::from(libc::POLLOUT) != 0,
+                        hangup: res & i32::from(libc::POLLHUP) != 0,
+                        error: res & i32::from(libc::POLLERR) != 0,
+                        ..Event::new(token)
+                    })
+                }
+            }
+            ACCEPT => {
+                if !more {
+                    w.input = Op::Idle;
+                }
+                if res >= 0 {
+                    Some(Event::accepted(token, res))
+                } else if errno == libc::ECANCELED {
+                    None
+                } else {
+                    if matches!(
+                        errno,
+                        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+                    ) {
+                        // The poller pauses accepting and asks again later.
+                        w.accept_paused = true;
+                    }
+                    Some(Event::failed(token, errno))
+                }
+            }
+            _ => None,
+        };
+        // Level-triggered behaviour: whatever ended and is still wanted is armed again.
+        self.reconcile(token);
+        event
+    }
+
+    fn start_waker(&mut self) {
+        let sqe = opcode::PollAdd::new(types::Fd(self.waker_fd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(WAKE << KIND_SHIFT);
+        self.push(&sqe);
+        self.in_flight += 1;
+    }
+
+    /// An operation of a closed socket finished; closes the socket after the last one.
+    fn retired_op(&mut self, token: Token) {
+        if let Some(i) = self.retiring.iter().position(|r| r.token == token) {
+            self.retiring[i].ops -= 1;
+            if self.retiring[i].ops == 0 {
+                self.retiring.swap_remove(i);
+            }
+        }
+    }
+
+    /// Whether the current event carries received bytes or an end-of-file.
+    pub(crate) fn received(&self) -> bool {
+        self.current != Received::None
+    }
+
+    /// Appends the bytes of the current receive event to `buf`: `Ok(0)` at end-of-file,
+    /// `WouldBlock` if the event carried none.
+    pub(crate) fn receive(&mut self, _fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
+        match std::mem::replace(&mut self.current, Received::None) {
+            Received::Data { token, bid, len } => {
+                buf.extend_from_slice(self.bufs.data(bid, len));
+                self.bufs.push(bid);
+                let bursting = len == BUF_LEN;
+                if let Some(w) = self.watch_mut(token) {
+                    if w.bursting != bursting {
+                        w.bursting = bursting;
+                        self.reconcile(token);
+                    }
+                }
+                Ok(len)
+            }
+            Received::Eof => Ok(0),
+            Received::None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+}
+
+fn cancel(target: u64) -> squeue::Entry {
+    opcode::AsyncCancel::new(target)
+        .build()
+        .user_data(CANCEL << KIND_SHIFT)
+}
+
+impl Drop for Uring {
+    fn drop(&mut self) {
+        if self.started {
+            // Cancel everything and wait for every final completion, so no operation
+            // outlives the sockets and buffers it uses.
+            let sqe = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+                .build()
+                .user_data(CANCEL << KIND_SHIFT);
+            self.push(&sqe);
+            let deadline = Instant::now() + DRAIN_LIMIT;
+            while self.in_flight > 0 && Instant::now() < deadline {
+                let ts = types::Timespec::from(Duration::from_millis(10));
+                let args = types::SubmitArgs::new().timespec(&ts);
+                let _ = self.ring.submitter().submit_with_args(1, &args);
+                self.cqes.clear();
+                self.collect();
+                for &(ud, _, flags) in &self.cqes {
+                    let kind = (ud & KIND_MASK) >> KIND_SHIFT;
+                    if kind != CANCEL && !cqueue::more(flags) {
+                        self.in_flight -= 1;
+                    }
+                }
+            }
+            if self.in_flight > 0 {
+                tracing::error!(
+                    in_flight = self.in_flight,
+                    "io_uring operations did not finish; leaking the ring's buffers"
+                );
+                return;
+            }
+        }
+        self.retiring.clear();
+        // SAFETY: both are dropped exactly once, here; the ring first, so the kernel has
+        // let go of the buffer group before its memory is freed.
+        unsafe {
+            ManuallyDrop::drop(&mut self.ring);
+            ManuallyDrop::drop(&mut self.bufs);
+        }
+    }
+}
