@@ -24,21 +24,31 @@ fn cvt(ret: isize) -> io::Result<usize> {
     }
 }
 
-/// One `read(2)` into the spare capacity of `buf`; the bytes read are appended.
+/// One `recv(2)` into the spare capacity of `buf`; the bytes read are appended.
 /// `Ok(0)` means end-of-file (or a buffer with no spare room, which callers avoid).
 pub(crate) fn read_into(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
     let spare = buf.spare_capacity_mut();
     // SAFETY: the pointer and length describe writable memory owned by `buf`; the kernel
     // writes at most `spare.len()` bytes into it.
-    let n = cvt(unsafe { libc::read(fd, spare.as_mut_ptr().cast(), spare.len()) })?;
+    // recv rather than read: it goes straight to the socket layer, skipping the VFS
+    // checks read(2) makes on every call (measurable at 1000 connections).
+    let n = cvt(unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), spare.len(), 0) })?;
     // SAFETY: the kernel initialised exactly `n` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
 }
 
-/// One gathered `sendmsg(2)` with `MSG_NOSIGNAL`, so a peer that has gone raises
+/// One gathered `sendmsg(2)` (`send(2)` for a single segment) with `MSG_NOSIGNAL`, so a peer that has gone raises
 /// `EPIPE` instead of killing the process with `SIGPIPE`.
 pub(crate) fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    if let [one] = bufs {
+        // One segment (the common reply): send(2) spares the kernel copying in and
+        // checking a msghdr and an iovec array.
+        // SAFETY: the pointer and length describe a valid buffer that outlives the call.
+        return cvt(unsafe {
+            libc::send(fd, one.as_ptr().cast(), one.len(), libc::MSG_NOSIGNAL)
+        });
+    }
     // SAFETY: an all-zero msghdr is valid; only the iovec fields are set.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     // IoSlice is guaranteed ABI-compatible with iovec on Unix.
