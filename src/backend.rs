@@ -34,6 +34,19 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Why io_uring cannot be used on this machine, or `None` if it can: the verdict of
+    /// the start-up probe that [`Backend::Auto`] relies on (probed once per process).
+    ///
+    /// ```
+    /// match netloop::Backend::io_uring_unavailable() {
+    ///     None => println!("io_uring is usable"),
+    ///     Some(why) => println!("falling back to epoll: {why}"),
+    /// }
+    /// ```
+    pub fn io_uring_unavailable() -> Option<String> {
+        crate::driver::probe_io_uring().err()
+    }
+
     /// Parses a backend name as [`BACKEND_ENV`] takes it.
     fn parse(name: &str) -> Option<Backend> {
         match name.trim().to_ascii_lowercase().as_str() {

@@ -83,6 +83,9 @@ pub struct PollerStats {
     pub active: u64,
     /// Connections this poller has adopted since start.
     pub adopted: u64,
+    /// Sockets this poller has closed whose kernel operations have not all finished
+    /// (io_uring only: a socket is closed for real once its last operation completes).
+    pub closing: u64,
 }
 
 /// What a graceful shutdown did, returned by
@@ -114,6 +117,7 @@ impl ShutdownReport {
 pub(crate) struct Counters {
     pub(crate) active: AtomicU64,
     pub(crate) adopted: AtomicU64,
+    pub(crate) closing: AtomicU64,
     pub(crate) accepted: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) over_limit: AtomicU64,
@@ -173,6 +177,7 @@ impl Counters {
         stats.pollers.push(PollerStats {
             active,
             adopted: get(&self.adopted),
+            closing: get(&self.closing),
         });
     }
 }

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -43,32 +42,6 @@ impl Rng {
     fn chance(&mut self, percent: usize) -> bool {
         self.below(100) < percent
     }
-}
-
-/// File descriptors this process has open now, by number, with what each refers to
-/// (leaving out the directory handle used to list them).
-fn open_fds() -> BTreeMap<String, String> {
-    let listing = format!("/proc/{}/fd", std::process::id());
-    std::fs::read_dir("/proc/self/fd")
-        .expect("list /proc/self/fd")
-        .filter_map(|e| {
-            let e = e.ok()?;
-            let target = std::fs::read_link(e.path()).ok()?;
-            Some((
-                e.file_name().to_string_lossy().into_owned(),
-                target.to_string_lossy().into_owned(),
-            ))
-        })
-        .filter(|(_, target)| *target != listing)
-        .collect()
-}
-
-/// The descriptors in `now` that were not in `before`.
-fn extra_fds(before: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
-    now.iter()
-        .filter(|(fd, target)| before.get(*fd) != Some(*target))
-        .map(|(fd, target)| format!("{fd} -> {target}"))
-        .collect()
 }
 
 /// How many connections left in each way.

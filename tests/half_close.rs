@@ -116,7 +116,14 @@ fn a_reset_mid_response_leaves_other_connections_untouched() {
         assert!(eventually(|| server.stats().active == 5), "{mode:?}");
         let stats = server.stats();
         assert_eq!(stats.closed.error, 10, "{mode:?}: {stats:?}");
-        assert_eq!((stats.buffered_output, stats.panics), (0, 0));
+        assert_eq!(stats.panics, 0);
+        // A reply the client already has may still count as buffered until the poller
+        // sees its send complete (io_uring reports that in its next turn).
+        assert!(
+            eventually(|| server.stats().buffered_output == 0),
+            "{mode:?}: {:?}",
+            server.stats()
+        );
         server.shutdown(PATIENCE);
     }
 }

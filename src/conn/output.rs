@@ -30,6 +30,14 @@ pub struct Output {
     pub(crate) error: Option<io::ErrorKind>,
     /// Bytes sent since the poller last collected the count.
     pub(crate) sent: u64,
+    /// The poller's ring has a send of the front of the queue in flight: until it
+    /// completes, nothing else may write to the socket (the kernel would interleave the
+    /// bytes), so `flush` leaves the output to it.
+    pub(crate) ring_send: bool,
+    /// The poller's driver sends this output (io_uring, inline dispatch): `flush` leaves
+    /// it queued, and it is submitted to the ring when the handler returns, so one
+    /// system call carries a whole turn's replies.
+    pub(crate) driver_sends: bool,
     /// The handler wrote into the tail buffer during its last call: the poller hands it a
     /// pooled buffer before the next one, so the response does not grow a fresh one.
     pub(crate) used_tail: bool,
@@ -44,6 +52,8 @@ impl Output {
             fd,
             error: None,
             sent: 0,
+            ring_send: false,
+            driver_sends: false,
             // A new connection gets a pooled tail for its first call; a handler that
             // never writes through it stops getting one.
             used_tail: true,
@@ -107,9 +117,16 @@ impl Output {
     /// write (more only if over 64 segments are queued). Returns `Ok` even if some output
     /// remains queued: the poller sends the rest when the socket is writable. An error
     /// means the connection is broken; it is closed after the handler returns.
+    ///
+    /// On the io_uring backend with inline dispatch the poller's ring sends the output:
+    /// `flush` then leaves it queued, and it is submitted when the handler returns, in
+    /// the same system call as everything else of that loop turn.
     pub fn flush(&mut self) -> io::Result<()> {
         if let Some(kind) = self.error {
             return Err(kind.into());
+        }
+        if self.ring_send || self.driver_sends {
+            return Ok(());
         }
         while !self.is_empty() {
             let (n, total) = {
@@ -146,6 +163,19 @@ impl Output {
     }
 
     /// Moves the tail's bytes into the queue so later `write_bytes` stay in order.
+    /// The queued output as segments to send (at most [`MAX_IOVECS`]), the tail sealed
+    /// into the queue first so every byte is in a shareable `Bytes`.
+    pub(crate) fn segments(&mut self) -> impl Iterator<Item = &Bytes> {
+        self.seal_tail();
+        self.queue.iter().take(MAX_IOVECS)
+    }
+
+    /// `n` bytes from the front of the queue were sent by the poller's ring.
+    pub(crate) fn ring_sent(&mut self, n: usize) {
+        self.ring_send = false;
+        self.consume(n);
+    }
+
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
             let sealed = self.tail.split().freeze();

@@ -100,6 +100,30 @@ impl Driver {
         forward!(self, d => d.next_event())
     }
 
+    /// Whether this driver sends output itself ([`send`](Driver::send)) instead of the
+    /// poller writing to the socket.
+    pub(crate) fn sends_output(&self) -> bool {
+        matches!(self, Driver::Uring(_))
+    }
+
+    /// Submits the front of `out` as one gathered send, unless one is in flight for
+    /// `token` already (the kernel would interleave them). Its completion comes back as
+    /// an event with `sent` set; until then `out` is not written by anyone else.
+    pub(crate) fn send(&mut self, token: Token, out: &mut crate::Output) {
+        if let Driver::Uring(u) = self {
+            u.send(token, out);
+        }
+    }
+
+    /// Sockets closed by the poller whose kernel operations have not all finished (they
+    /// are closed when the last one completes; always 0 on epoll).
+    pub(crate) fn closing(&self) -> usize {
+        match self {
+            Driver::Epoll(_) => 0,
+            Driver::Uring(u) => u.closing(),
+        }
+    }
+
     /// Whether the event being handled carries bytes (or an end-of-file) already taken
     /// from the socket, which [`receive`](Driver::receive) must collect.
     pub(crate) fn received(&self) -> bool {
@@ -189,6 +213,8 @@ pub(crate) struct Event {
     pub(crate) os_error: i32,
     /// A listener's newly accepted connection (completion backends; -1 for none).
     pub(crate) accepted: RawFd,
+    /// A send submitted with [`Driver::send`] finished: bytes sent, or `-errno`.
+    pub(crate) sent: Option<i32>,
 }
 
 impl Event {
@@ -202,6 +228,7 @@ impl Event {
             error: false,
             os_error: 0,
             accepted: -1,
+            sent: None,
         }
     }
 

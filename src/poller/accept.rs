@@ -243,11 +243,16 @@ impl Poller {
         if event.accepted >= 0 {
             // SAFETY: the driver hands over a descriptor the kernel just created.
             let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(event.accepted) };
-            match sys::peer_addr(&fd) {
-                Ok(peer) => self.accepted(i, fd, peer),
-                // Reset before we looked: nothing to serve.
-                Err(e) => tracing::debug!(error = %e, "accepted connection already gone"),
-            }
+            // A peer that reset the connection before it was accepted has no address
+            // any more; it is still accepted (and closes at its first read), as accept4
+            // would have done, so the counters add up the same on both backends.
+            let peer = sys::peer_addr(&fd).unwrap_or_else(|_| match &self.listeners[i].addr {
+                Addr::Tcp(local) => {
+                    Addr::Tcp(std::net::SocketAddr::new(unspecified(local.ip()), 0))
+                }
+                Addr::Unix(_) => Addr::Unix(Default::default()),
+            });
+            self.accepted(i, fd, peer);
         } else if event.error {
             let e = io::Error::from_raw_os_error(event.os_error);
             match event.os_error {
@@ -259,5 +264,13 @@ impl Poller {
         } else {
             self.accept_ready(i);
         }
+    }
+}
+
+/// The unspecified address of `ip`'s family.
+fn unspecified(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
     }
 }

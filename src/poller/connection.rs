@@ -94,6 +94,7 @@ impl Poller {
             span.clone(),
             self.config.timeouts,
         );
+        conn.output.driver_sends = self.ring_sends;
         self.pool.provision_tail(&mut conn.output);
         let session = a.factory.session(conn);
         entry.insert(Slot {
@@ -198,8 +199,11 @@ impl Poller {
         self.settle(index);
     }
 
-    /// Readiness on a connection's socket.
+    /// Readiness or a completion on a connection's socket.
     pub(super) fn conn_event(&mut self, index: usize, event: Event) {
+        if let Some(res) = event.sent {
+            return self.on_sent(index, res);
+        }
         if event.error {
             let err = match event.os_error {
                 0 => sys::take_socket_error(self.slab[index].fd.as_raw_fd()),
@@ -253,6 +257,22 @@ impl Poller {
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => self.peer_gone(index, Some(e.kind())),
+        }
+    }
+
+    /// The driver's send of this connection's output finished: `res` bytes went out,
+    /// or it failed with `-res`.
+    fn on_sent(&mut self, index: usize, res: i32) {
+        let slot = &mut self.slab[index];
+        if let Some(session) = slot.session.as_mut() {
+            let out = &mut session.conn().output;
+            if res >= 0 {
+                out.ring_sent(res as usize);
+            } else {
+                out.ring_send = false;
+                out.error = Some(io::Error::from_raw_os_error(-res).kind());
+            }
+            self.settle(index);
         }
     }
 
@@ -328,7 +348,13 @@ impl Poller {
             }
             conn.take_outbox();
             if !conn.output.is_empty() {
-                let _ = conn.output.flush();
+                if self.ring_sends {
+                    // One send in flight at a time; its completion settles again.
+                    let token = Token::conn(index, slot.generation);
+                    self.driver.send(token, &mut conn.output);
+                } else {
+                    let _ = conn.output.flush();
+                }
             }
             let counters = &self.remote.counters;
             let sent = std::mem::take(&mut conn.output.sent);
@@ -394,8 +420,10 @@ impl Poller {
                     sys::shutdown_write(slot.fd.as_raw_fd());
                 }
             }
-            // Nothing to run: give back buffers an idle connection does not need.
-            if conn.input.is_empty() && conn.input.buf.capacity() > 0 {
+            // Nothing to run: give back buffers an idle connection does not need. The
+            // input buffer waits for the output to be sent, as replies may share it
+            // (`Input::next`): returned earlier it could not be reused, only dropped.
+            if conn.input.is_empty() && conn.output.is_empty() && conn.input.buf.capacity() > 0 {
                 self.pool.put(&mut conn.input.buf);
             }
             if conn.output.is_empty() && conn.output.tail.capacity() > 0 {
@@ -431,6 +459,8 @@ impl Poller {
     /// Brings the driver's interest for a connection in line with its state.
     pub(super) fn update_interest(&mut self, index: usize) {
         let draining = self.draining.is_some();
+        // A driver that sends the output itself needs no writability reports.
+        let ring_sends = self.ring_sends;
         let slot = &mut self.slab[index];
         let (high, low) = (self.config.input_high_water, self.config.input_low_water);
         let (buffered, limit, closing, write) = match slot.session.as_mut() {
@@ -468,7 +498,7 @@ impl Poller {
         let read = !closing && !draining && !slot.paused;
         let wanted = Interest {
             read: read && !slot.peer_closed && slot.pending_close.is_none(),
-            write: write && slot.pending_close.is_none(),
+            write: write && slot.pending_close.is_none() && !ring_sends,
         };
         if wanted == slot.interest && slot.registered {
             return;

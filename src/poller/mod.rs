@@ -226,6 +226,9 @@ pub(crate) struct Poller {
     config: Arc<Config>,
     draining: Option<Draining>,
     wheel: TimerWheel,
+    /// The driver sends output itself (io_uring with inline dispatch); workers in Pool
+    /// mode write to their sockets directly, so they never use it.
+    ring_sends: bool,
     /// The time of the current turn, read once after each wait.
     now: Instant,
     /// Scratch space for due timer entries (kept to reuse its capacity).
@@ -252,7 +255,9 @@ impl Poller {
                 accept::LISTEN,
             )?;
         }
+        let ring_sends = driver.sends_output() && matches!(mode, Mode::Inline);
         Ok(Poller {
+            ring_sends,
             driver,
             slab: Slab::new(),
             next_generation: 0,
@@ -300,6 +305,13 @@ impl Poller {
                 self.on_event(event);
             }
             self.fire_timers();
+            let closing = self.driver.closing() as u64;
+            if self.remote.counters.closing.load(Ordering::Relaxed) != closing {
+                self.remote
+                    .counters
+                    .closing
+                    .store(closing, Ordering::Relaxed);
+            }
         }
         self.exit();
     }

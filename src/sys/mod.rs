@@ -45,9 +45,7 @@ pub(crate) fn send_vectored(fd: RawFd, bufs: &[IoSlice<'_>]) -> io::Result<usize
         // One segment (the common reply): send(2) spares the kernel copying in and
         // checking a msghdr and an iovec array.
         // SAFETY: the pointer and length describe a valid buffer that outlives the call.
-        return cvt(unsafe {
-            libc::send(fd, one.as_ptr().cast(), one.len(), libc::MSG_NOSIGNAL)
-        });
+        return cvt(unsafe { libc::send(fd, one.as_ptr().cast(), one.len(), libc::MSG_NOSIGNAL) });
     }
     // SAFETY: an all-zero msghdr is valid; only the iovec fields are set.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };

@@ -2,6 +2,7 @@
 //! bounded waits.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -81,5 +82,31 @@ pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
 pub fn payload(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| (i as u32).wrapping_mul(2654435761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+/// File descriptors this process has open now, by number, with what each refers to
+/// (leaving out the directory handle used to list them).
+pub fn open_fds() -> BTreeMap<String, String> {
+    let listing = format!("/proc/{}/fd", std::process::id());
+    std::fs::read_dir("/proc/self/fd")
+        .expect("list /proc/self/fd")
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((
+                e.file_name().to_string_lossy().into_owned(),
+                target.to_string_lossy().into_owned(),
+            ))
+        })
+        .filter(|(_, target)| *target != listing)
+        .collect()
+}
+
+/// The descriptors in `now` that were not in `before`.
+pub fn extra_fds(before: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
+    now.iter()
+        .filter(|(fd, target)| before.get(*fd) != Some(*target))
+        .map(|(fd, target)| format!("{fd} -> {target}"))
         .collect()
 }

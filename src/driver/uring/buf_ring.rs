@@ -25,6 +25,8 @@ pub(super) struct BufRing {
     local_tail: u16,
     /// Pushed since the last publish.
     unpublished: bool,
+    /// Buffers completions handed to the poller and not yet given back.
+    out: usize,
 }
 
 // SAFETY: the mapping and the buffers are owned by this value alone (the kernel aside);
@@ -69,6 +71,7 @@ impl BufRing {
             mask: entries - 1,
             local_tail: 0,
             unpublished: false,
+            out: 0,
         };
         // SAFETY: the slots and buffers live until `self` is dropped, which the owner
         // does only after the ring (and with it the registration) is gone.
@@ -77,7 +80,7 @@ impl BufRing {
                 .register_buf_ring_with_flags(p as u64, entries, bgid, 0)?;
         }
         for bid in 0..entries {
-            br.push(bid);
+            br.push_slot(bid);
         }
         br.publish();
         Ok(br)
@@ -89,8 +92,24 @@ impl BufRing {
         &self.bufs[start..start + len.min(self.buf_len)]
     }
 
-    /// Hands buffer `bid` back (visible to the kernel after the next `publish`).
+    /// A completion handed buffer `bid` to the poller.
+    pub(super) fn taken(&mut self) {
+        self.out += 1;
+    }
+
+    /// Buffers handed to the poller and not given back yet (0 between turns).
+    pub(super) fn out(&self) -> usize {
+        self.out
+    }
+
+    /// Gives buffer `bid` back (visible to the kernel after the next `publish`).
     pub(super) fn push(&mut self, bid: u16) {
+        debug_assert!(self.out > 0, "buffer {bid} given back twice");
+        self.out -= 1;
+        self.push_slot(bid);
+    }
+
+    fn push_slot(&mut self, bid: u16) {
         let idx = self.local_tail & self.mask;
         // SAFETY: idx is within the mapping, and the kernel reads only the slots between
         // its head and the published tail, which this one is not (the ring never holds

@@ -32,7 +32,7 @@ use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::{Event, Interest, Token, Waker};
@@ -60,6 +60,7 @@ const POLL_OUT: u64 = 2;
 const ACCEPT: u64 = 3;
 const WAKE: u64 = 4;
 const CANCEL: u64 = 5;
+const SEND: u64 = 6;
 
 fn user_data(kind: u64, token: Token) -> u64 {
     debug_assert_eq!(token.0 & KIND_MASK, 0);
@@ -95,6 +96,10 @@ struct Watch {
     bursting: bool,
     /// The writable poll (connections only).
     output: Op,
+    /// The gathered send in flight (connections only; at most one).
+    send: Op,
+    /// What the send in flight reads: kept here until its completion.
+    send_state: Option<Box<SendState>>,
     /// The receive ended for good (end-of-file or an error): do not re-arm it.
     input_done: bool,
     /// Accepting stopped on a resource error: re-armed only when asked again.
@@ -112,13 +117,49 @@ impl Watch {
             limited: false,
             bursting: true,
             output: Op::Idle,
+            send: Op::Idle,
+            send_state: None,
             input_done: false,
             accept_paused: false,
         }
     }
 
     fn ops_pending(&self) -> u8 {
-        u8::from(self.input != Op::Idle) + u8::from(self.output != Op::Idle)
+        u8::from(self.input != Op::Idle)
+            + u8::from(self.output != Op::Idle)
+            + u8::from(self.send != Op::Idle)
+    }
+}
+
+/// A send's segments, iovec array and message header. The kernel reads them until the
+/// send completes, so they live in a box (a stable address) owned by the connection's
+/// watch, or by its retiring entry once the connection is closed.
+struct SendState {
+    bufs: Vec<Bytes>,
+    iov: Vec<libc::iovec>,
+    msg: libc::msghdr,
+}
+
+// SAFETY: the raw pointers in `iov` and `msg` point into `bufs` and `iov`, which this
+// value owns; it is used by the poller thread only.
+unsafe impl Send for SendState {}
+
+impl std::fmt::Debug for SendState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendState")
+            .field("segments", &self.bufs.len())
+            .finish()
+    }
+}
+
+impl SendState {
+    fn new() -> SendState {
+        SendState {
+            bufs: Vec::new(),
+            iov: Vec::new(),
+            // SAFETY: an all-zero msghdr is valid.
+            msg: unsafe { std::mem::zeroed() },
+        }
     }
 }
 
@@ -126,6 +167,8 @@ impl Watch {
 struct Retiring {
     token: Token,
     _fd: OwnedFd,
+    /// The buffers a cancelled send may still read.
+    _send: Option<Box<SendState>>,
     ops: u8,
 }
 
@@ -244,6 +287,41 @@ impl Uring {
         }
     }
 
+    /// Submits the front of `out` (up to 64 segments) as one gathered send, unless a
+    /// send is in flight for `token` already.
+    pub(crate) fn send(&mut self, token: Token, out: &mut crate::Output) {
+        let Some(w) = self.watch_mut(token) else {
+            return;
+        };
+        if w.send != Op::Idle {
+            return;
+        }
+        let fd = w.fd;
+        let st = w
+            .send_state
+            .get_or_insert_with(|| Box::new(SendState::new()));
+        st.bufs.clear();
+        st.iov.clear();
+        st.bufs.extend(out.segments().cloned());
+        if st.bufs.is_empty() {
+            return;
+        }
+        st.iov.extend(st.bufs.iter().map(|b| libc::iovec {
+            iov_base: b.as_ptr() as *mut libc::c_void,
+            iov_len: b.len(),
+        }));
+        st.msg.msg_iov = st.iov.as_mut_ptr();
+        st.msg.msg_iovlen = st.iov.len() as _;
+        let sqe = opcode::SendMsg::new(types::Fd(fd), &st.msg as *const libc::msghdr)
+            .flags(libc::MSG_NOSIGNAL as u32)
+            .build()
+            .user_data(user_data(SEND, token));
+        w.send = Op::Armed;
+        out.ring_send = true;
+        self.in_flight += 1;
+        self.push(&sqe);
+    }
+
     /// Receives one buffer per turn (`limited`) or everything that arrives.
     pub(crate) fn limit_reads(&mut self, token: Token, limited: bool) {
         if let Some(w) = self.watch_mut(token) {
@@ -266,9 +344,19 @@ impl Uring {
     /// Stops watching `fd` and closes it once no operation can touch it any more.
     pub(crate) fn close(&mut self, fd: OwnedFd, token: Token) {
         let _ = self.delete(-1, token);
-        let ops = match self.watch_mut(token) {
-            Some(w) => w.ops_pending(),
-            None => 0,
+        let send_armed = self.watch_mut(token).is_some_and(|w| w.send == Op::Armed);
+        if send_armed {
+            // The send may be waiting for room the peer will never make.
+            self.push(&cancel(user_data(SEND, token)));
+        }
+        let (send, ops) = match self.watch_mut(token) {
+            Some(w) => {
+                if send_armed {
+                    w.send = Op::Cancelling;
+                }
+                (w.send_state.take(), w.ops_pending())
+            }
+            None => (None, 0),
         };
         let (list, index) = match token.kind() {
             super::TokenKind::Listener(i) => (&mut self.listeners, i),
@@ -284,6 +372,7 @@ impl Uring {
             self.retiring.push(Retiring {
                 token,
                 _fd: fd,
+                _send: send,
                 ops,
             });
         }
@@ -358,6 +447,8 @@ impl Uring {
     /// passes (`None`: no time limit), in one system call.
     pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.recycle_current();
+        // Every buffer a completion handed over has been copied out and given back.
+        debug_assert_eq!(self.bufs.out(), 0, "provided buffers leaked");
         self.bufs.publish();
         self.cqes.clear();
         self.cursor = 0;
@@ -416,6 +507,9 @@ impl Uring {
         let token = Token(ud & !KIND_MASK);
         let more = cqueue::more(flags);
         let bid = cqueue::buffer_select(flags);
+        if bid.is_some() {
+            self.bufs.taken();
+        }
         if kind == CANCEL {
             return None;
         }
@@ -485,6 +579,17 @@ impl Uring {
                     })
                 }
             }
+            SEND => {
+                w.send = Op::Idle;
+                if let Some(st) = w.send_state.as_mut() {
+                    // The kernel is done with them: drop the references now.
+                    st.bufs.clear();
+                }
+                Some(Event {
+                    sent: Some(res),
+                    ..Event::new(token)
+                })
+            }
             ACCEPT => {
                 if !more {
                     w.input = Op::Idle;
@@ -528,6 +633,11 @@ impl Uring {
                 self.retiring.swap_remove(i);
             }
         }
+    }
+
+    /// Sockets closed by the poller that wait for their operations to finish.
+    pub(crate) fn closing(&self) -> usize {
+        self.retiring.len()
     }
 
     /// Whether the current event carries received bytes or an end-of-file.
@@ -587,10 +697,14 @@ impl Drop for Uring {
                 }
             }
             if self.in_flight > 0 {
+                // The kernel may still use the ring, its buffers and pending sends'
+                // segments: leak them all rather than free memory it could touch.
                 tracing::error!(
                     in_flight = self.in_flight,
-                    "io_uring operations did not finish; leaking the ring's buffers"
+                    "io_uring operations did not finish; leaking the ring and its buffers"
                 );
+                std::mem::forget(std::mem::take(&mut self.conns));
+                std::mem::forget(std::mem::take(&mut self.retiring));
                 return;
             }
         }
