@@ -29,7 +29,7 @@ usage() {
     echo "scenarios: ${ALL_SCENARIOS[*]}"
 }
 
-ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed open-loop idle-10k)  # as in scenarios.sh
+ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k)  # as in scenarios.sh
 QUICK_SCENARIOS=(http http-pipelined echo-100 framed idle-10k)
 ROUNDS=3
 DUR=8

@@ -18,13 +18,14 @@ import sys
 import tempfile
 
 # Display order of the servers and scenarios.
-SERVERS = ["netloop", "netloop-uring", "netloop-pool", "tokio-ct", "tokio-mt", "may-minihttp", "monoio"]
+SERVERS = ["netloop", "netloop-uring", "netloop-uring-zc", "netloop-pool", "tokio-ct", "tokio-mt", "may-minihttp", "monoio"]
 SCENARIOS = {
     "http": "HTTP plaintext, 64 conns (wrk)",
     "http-pipelined": "HTTP pipelined x16, 64 conns (wrk)",
     "echo-100": "echo 1 KiB, 100 conns",
     "echo-1000": "echo 1 KiB, 1000 conns",
     "framed": "framed RPC 1 KiB, 100 conns",
+    "bulk": "framed 256 KiB messages, 8 conns (zero-copy send)",
     "open-loop": "echo 1 KiB at 20k req/s, 100 conns (open loop)",
     "idle-10k": "10,000 idle keep-alive conns",
 }

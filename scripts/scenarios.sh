@@ -6,8 +6,8 @@
 
 LOAD=target/release/netloop-load
 PEERS=bench/peers/target/release
-ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed open-loop idle-10k)
-ALL_SERVERS=(netloop netloop-uring netloop-pool tokio-ct tokio-mt may-minihttp monoio)
+ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k)
+ALL_SERVERS=(netloop netloop-uring netloop-uring-zc netloop-pool tokio-ct tokio-mt may-minihttp monoio)
 
 # build_all: the load generator and the peers (lib.sh has built the examples).
 build_all() {
@@ -22,6 +22,7 @@ server_cmd() {
     case $name in
         netloop) echo "$BIN/$proto --addr $addr --pollers 1" ;;
         netloop-uring) echo "env NETLOOP_BACKEND=io_uring $BIN/$proto --addr $addr --pollers 1" ;;
+        netloop-uring-zc) echo "env NETLOOP_BACKEND=io_uring $BIN/$proto --addr $addr --pollers 1 --zero-copy-send 65536" ;;
         netloop-pool) echo "$BIN/$proto --addr $addr --pollers 1 --pool 1" ;;
         tokio-ct) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor current --threads 1" ;;
         tokio-mt) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor multi --threads 1" ;;
@@ -37,6 +38,7 @@ scenario_spec() {
         http | http-pipelined) proto=http servers=(netloop netloop-uring tokio-ct tokio-mt may-minihttp monoio) ;;
         echo-100 | echo-1000) proto=echo servers=(netloop netloop-uring tokio-ct tokio-mt monoio) ;;
         framed) proto=framed servers=(netloop netloop-pool netloop-uring tokio-ct monoio) ;;
+        bulk) proto=framed servers=(netloop netloop-uring netloop-uring-zc tokio-ct) ;;
         open-loop) proto=echo servers=(netloop netloop-uring tokio-ct monoio) ;;
         idle-10k) proto=http servers=(netloop netloop-uring tokio-ct may-minihttp monoio) ;;
         *) return 1 ;;
@@ -54,6 +56,7 @@ load_cmd() {
         echo-100) load=("$LOAD" --addr "$addr" --proto echo --size 1024 --conns 100) ;;
         echo-1000) load=("$LOAD" --addr "$addr" --proto echo --size 1024 --conns 1000 --connect-timeout 20) ;;
         framed) load=("$LOAD" --addr "$addr" --proto framed --size 1024 --conns 100) ;;
+        bulk) load=("$LOAD" --addr "$addr" --proto framed --size 262144 --conns 8) ;;
         open-loop) load=("$LOAD" --addr "$addr" --proto echo --size 1024 --conns 100 --rate 20000) ;;
         *) return 1 ;;
     esac

@@ -25,6 +25,9 @@ pub struct ServerArgs {
     /// Seconds busy connections get to finish at shutdown.
     #[arg(long, default_value_t = 5)]
     pub grace: u64,
+    /// io_uring, inline dispatch: send replies of at least this many bytes zero-copy.
+    #[arg(long, value_name = "BYTES")]
+    pub zero_copy_send: Option<usize>,
 }
 
 impl ServerArgs {
@@ -42,6 +45,9 @@ impl ServerArgs {
         }
         if let Some(threads) = self.pool {
             builder = builder.dispatch(Dispatch::Pool { threads });
+        }
+        if let Some(min) = self.zero_copy_send {
+            builder = builder.zero_copy_send(min);
         }
         builder
     }

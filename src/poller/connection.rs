@@ -486,9 +486,10 @@ impl Poller {
         } else if buffered >= limit {
             slot.paused = true;
         }
-        // A connection holding input (or away on a worker) reads one buffer per turn,
-        // so a completion backend cannot overshoot the input mark by a whole burst.
-        let limited = buffered > 0 || slot.session.is_none();
+        // Past the low-water mark (or away on a worker, where the poller cannot see
+        // the handler consume) a connection reads one buffer per turn, so a completion
+        // backend's receives cannot overshoot the input mark by a whole burst.
+        let limited = buffered >= low || slot.session.is_none();
         if limited != slot.reads_limited {
             slot.reads_limited = limited;
             let token = Token::conn(index, slot.generation);

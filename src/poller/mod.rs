@@ -47,6 +47,8 @@ pub(crate) struct Config {
     pub(crate) timeouts: crate::conn::Timeouts,
     pub(crate) max_connections: Option<usize>,
     pub(crate) tcp_keepalive: Option<Duration>,
+    /// Smallest io_uring send made zero-copy (`None`: never).
+    pub(crate) zero_copy_send: Option<usize>,
 }
 
 /// A connection handed to a poller to own: accepted by another poller, or dialed.
@@ -245,7 +247,9 @@ impl Poller {
         backend: crate::Backend,
     ) -> io::Result<Poller> {
         let mut driver = match backend {
-            crate::Backend::IoUring => Driver::Uring(Box::new(Uring::new(&remote.waker)?)),
+            crate::Backend::IoUring => {
+                Driver::Uring(Box::new(Uring::new(&remote.waker, config.zero_copy_send)?))
+            }
             _ => Driver::Epoll(Epoll::new(&remote.waker)?),
         };
         for (i, l) in listeners.iter().enumerate() {

@@ -81,6 +81,7 @@ pub struct Builder {
     pub(super) tcp_keepalive: Option<Duration>,
     pub(super) backend: crate::Backend,
     pub(super) fail_io_uring_probe: bool,
+    pub(super) zero_copy_send: Option<usize>,
 }
 
 impl Default for Builder {
@@ -107,6 +108,7 @@ impl Default for Builder {
             tcp_keepalive: None,
             backend: crate::Backend::default(),
             fail_io_uring_probe: false,
+            zero_copy_send: None,
         }
     }
 }
@@ -238,6 +240,18 @@ impl Builder {
     /// [`ServerHandle::backend`](crate::ServerHandle::backend) reports the outcome.
     pub fn backend(mut self, backend: crate::Backend) -> Builder {
         self.backend = backend;
+        self
+    }
+
+    /// On io_uring with inline dispatch, sends of at least `min_bytes` use zero-copy send
+    /// (`SENDMSG_ZC`): the kernel transmits from the reply's own pages instead of copying
+    /// them, and netloop keeps the bytes alive until the kernel's notification that it is
+    /// done with them. It pays for large replies on a real network interface; on loopback
+    /// the kernel copies anyway and it only adds the notification's cost (see the
+    /// `bulk` scenario of `scripts/bench.sh`). Ignored on epoll, in Pool dispatch, and where
+    /// the kernel lacks it. Default: off.
+    pub fn zero_copy_send(mut self, min_bytes: usize) -> Builder {
+        self.zero_copy_send = Some(min_bytes.max(1));
         self
     }
 

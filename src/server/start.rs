@@ -32,6 +32,7 @@ pub(super) fn start(b: Builder, factory: Option<Arc<dyn Factory>>) -> Result<Ser
         },
         max_connections: b.max_connections,
         tcp_keepalive: b.tcp_keepalive,
+        zero_copy_send: b.zero_copy_send,
     });
     let remotes = (0..pollers)
         .map(|i| Remote::new(i, b.queue_capacity))

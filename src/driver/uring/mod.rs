@@ -88,10 +88,10 @@ struct Watch {
     /// The armed receive is multishot (rather than one buffer's worth).
     input_multi: bool,
     /// Receive one buffer per turn instead of all that arrives: the poller asked for it
-    /// (`limited`), or the last receive filled a whole buffer (`bursting`: more is
-    /// probably waiting, and a multishot receive would take all of it at once). A new
-    /// connection starts bursting, so a peer that floods from the start is read one
-    /// buffer per turn, as with epoll.
+    /// (`limited`, near the input high-water mark), or the last receive filled a whole
+    /// buffer (`bursting`: more is probably waiting, and a multishot receive would take
+    /// all of it at once, hundreds of KiB in one wait). A new connection starts
+    /// bursting, so a peer that floods from the start is read one buffer per turn.
     limited: bool,
     bursting: bool,
     /// The writable poll (connections only).
@@ -100,6 +100,9 @@ struct Watch {
     send: Op,
     /// What the send in flight reads: kept here until its completion.
     send_state: Option<Box<SendState>>,
+    /// A zero-copy send's result, held until the kernel's notification that it no
+    /// longer reads the buffers.
+    zero_copy_result: Option<i32>,
     /// The receive ended for good (end-of-file or an error): do not re-arm it.
     input_done: bool,
     /// Accepting stopped on a resource error: re-armed only when asked again.
@@ -119,6 +122,7 @@ impl Watch {
             output: Op::Idle,
             send: Op::Idle,
             send_state: None,
+            zero_copy_result: None,
             input_done: false,
             accept_paused: false,
         }
@@ -197,12 +201,21 @@ pub(crate) struct Uring {
     current: Received,
     /// Operations submitted whose final completion has not come yet.
     in_flight: usize,
+    /// Smallest send made zero-copy (`None`: never).
+    zero_copy_send: Option<usize>,
 }
 
 impl Uring {
     /// Builds a ring (disabled until [`start`](Uring::start)) and its buffer group.
-    pub(crate) fn new(waker: &Waker) -> io::Result<Uring> {
+    pub(crate) fn new(waker: &Waker, zero_copy_send: Option<usize>) -> io::Result<Uring> {
         let ring = probe::build_ring(SQ_ENTRIES)?;
+        let zero_copy_send = zero_copy_send.filter(|_| {
+            let supported = probe::supports(&ring, opcode::SendMsgZc::CODE);
+            if !supported {
+                tracing::warn!("the kernel has no zero-copy send; sending by copy");
+            }
+            supported
+        });
         let bufs = BufRing::new(&ring, BUF_GROUP, BUF_COUNT, BUF_LEN)?;
         Ok(Uring {
             ring: ManuallyDrop::new(ring),
@@ -216,6 +229,7 @@ impl Uring {
             cursor: 0,
             current: Received::None,
             in_flight: 0,
+            zero_copy_send,
         })
     }
 
@@ -312,10 +326,21 @@ impl Uring {
         }));
         st.msg.msg_iov = st.iov.as_mut_ptr();
         st.msg.msg_iovlen = st.iov.len() as _;
-        let sqe = opcode::SendMsg::new(types::Fd(fd), &st.msg as *const libc::msghdr)
-            .flags(libc::MSG_NOSIGNAL as u32)
-            .build()
-            .user_data(user_data(SEND, token));
+        let len: usize = st.iov.iter().map(|v| v.iov_len).sum();
+        let msg = &st.msg as *const libc::msghdr;
+        let flags = libc::MSG_NOSIGNAL as u32;
+        let sqe = match self.zero_copy_send {
+            Some(min) if len >= min => opcode::SendMsgZc::new(types::Fd(fd), msg)
+                .flags(flags)
+                .build(),
+            _ => opcode::SendMsg::new(types::Fd(fd), msg)
+                .flags(flags)
+                .build(),
+        }
+        .user_data(user_data(SEND, token));
+        let Some(w) = self.watch_mut(token) else {
+            return;
+        };
         w.send = Op::Armed;
         out.ring_send = true;
         self.in_flight += 1;
@@ -579,7 +604,18 @@ impl Uring {
                     })
                 }
             }
+            SEND if more => {
+                // A zero-copy send's result; its buffers stay in use until the
+                // notification that follows.
+                w.zero_copy_result = Some(res);
+                None
+            }
             SEND => {
+                let res = if cqueue::notif(flags) {
+                    w.zero_copy_result.take().unwrap_or(res)
+                } else {
+                    res
+                };
                 w.send = Op::Idle;
                 if let Some(st) = w.send_state.as_mut() {
                     // The kernel is done with them: drop the references now.

@@ -41,6 +41,12 @@ fn build(entries: u32, disabled: bool) -> io::Result<IoUring> {
     Err(last.expect("at least one attempt"))
 }
 
+/// Whether `ring`'s kernel supports operation `code`.
+pub(super) fn supports(ring: &IoUring, code: u8) -> bool {
+    let mut probe = Probe::new();
+    ring.submitter().register_probe(&mut probe).is_ok() && probe.is_supported(code)
+}
+
 /// A poller's ring, disabled until the poller thread enables it.
 pub(super) fn build_ring(entries: u32) -> io::Result<IoUring> {
     build(entries, true)
