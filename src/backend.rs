@@ -29,7 +29,10 @@ pub enum Backend {
     #[default]
     Epoll,
     /// io_uring (Linux 6.0 or later); starting fails with [`Error::Config`] saying why
-    /// if it is not usable here.
+    /// if it is not usable here. It makes an order of magnitude fewer system calls for
+    /// many small messages; for bulk streams it copies each received byte once more
+    /// than epoll (from the provided buffer into the connection's buffer), so epoll
+    /// moves large transfers faster.
     IoUring,
 }
 

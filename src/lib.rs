@@ -13,6 +13,12 @@
 //! [`Output::write_bytes`]), and the output is sent with one gathered `sendmsg`. Other
 //! threads send through a [`ConnHandle`]. [`ServerHandle::shutdown`] stops gracefully.
 //!
+//! That describes the default [`Backend::Epoll`]. With [`Backend::IoUring`] (or
+//! [`Backend::Auto`], or `NETLOOP_BACKEND=io_uring`) each poller owns an io_uring
+//! instead: connections are accepted and read by multishot operations into a ring of
+//! provided buffers (copied into the same input buffers), and with inline dispatch a
+//! loop turn's sends and its wait are one system call. The contracts are the same.
+//!
 //! ## Quick start
 //!
 //! ```no_run
@@ -56,7 +62,7 @@
 //!   the next call.
 //! * **No spin**: a call that consumes nothing (an incomplete frame) is not repeated
 //!   until new bytes arrive or the amount declared with [`Input::want`] is buffered.
-//! * **Zero-copy, safely**: [`Bytes`](bytes::Bytes) taken from the input stay valid after
+//! * **Zero-copy, safely**: [`Bytes`] taken from the input stay valid after
 //!   the handler returns; the buffer they point into is never reused while they live.
 //! * **Backpressure**: past the input high-water mark the poller stops reading the
 //!   connection until the handler consumes it down to the low-water mark; past the
