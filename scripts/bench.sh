@@ -117,14 +117,8 @@ run_load() {
     fi
     load_pid=$!
     sleep 0.5
-    perf stat -x, -o "$work/perf.csv" -e task-clock,raw_syscalls:sys_enter \
-        -p "$server_pid" -- sleep "$perf_secs"
-    if ! wait "$load_pid"; then
-        echo "the load failed ($scenario):" >&2
-        cat "$work/load.out" >&2
-        return 1
-    fi
-    load_pid=""
+    perf_server "$server_pid" "$perf_secs"
+    wait_load "$scenario" "$work/load.out"
     if [[ ${load[0]} == wrk ]]; then
         rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/load.out")
         p50=$(wrk_us "$(awk '$1 == "50%" { print $2 }' "$work/load.out")")

@@ -23,6 +23,24 @@ port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# perf_server PID SECS: server CPU time and system calls over the next SECS seconds, in
+# $work/perf.csv (`perf stat -x,` format).
+perf_server() {
+    perf stat -x, -o "$work/perf.csv" -e task-clock,raw_syscalls:sys_enter \
+        -p "$1" -- sleep "$2"
+}
+
+# wait_load WHAT LOG: waits for the load generator ($load_pid); if it failed, prints
+# LOG and returns 1.
+wait_load() {
+    if ! wait "$load_pid"; then
+        echo "the load failed ($1):" >&2
+        cat "$2" >&2
+        return 1
+    fi
+    load_pid=""
+}
+
 # wait_for_port PORT [PID LOG]: waits up to 5 s for 127.0.0.1:PORT to accept; with PID,
 # gives up at once (printing LOG) if that process exits first.
 wait_for_port() {

@@ -53,15 +53,8 @@ run_mode() {
     load_pid=$!
 
     sleep "$PERF_DELAY"
-    perf stat -x, -o "$work/perf.csv" -e task-clock,raw_syscalls:sys_enter \
-        -p "$server_pid" -- sleep "$PERF_SECS"
-
-    if ! wait "$load_pid"; then
-        echo "echo_load failed ($mode, round $round):" >&2
-        cat "$work/load.log" >&2
-        return 1
-    fi
-    load_pid=""
+    perf_server "$server_pid" "$PERF_SECS"
+    wait_load "echo_load, $mode, round $round" "$work/load.log"
     # A background job of a non-interactive shell starts with SIGINT ignored, but the
     # server installs its own handler, so SIGINT still triggers its graceful shutdown.
     kill -INT "$server_pid"
