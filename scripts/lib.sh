@@ -41,6 +41,16 @@ wait_load() {
     load_pid=""
 }
 
+# exits_within PID TENTHS: waits up to TENTHS tenths of a second for PID to exit;
+# returns 1 if it is still running.
+exits_within() {
+    for _ in $(seq "$2"); do
+        kill -0 "$1" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    ! kill -0 "$1" 2>/dev/null
+}
+
 # wait_for_port PORT [PID LOG]: waits up to 5 s for 127.0.0.1:PORT to accept; with PID,
 # gives up at once (printing LOG) if that process exits first.
 wait_for_port() {

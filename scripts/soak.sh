@@ -123,11 +123,7 @@ final_fds=$fds
 
 # The load stops by itself a few seconds later; give it a minute before calling it hung.
 load_status=0
-for _ in $(seq 600); do
-    kill -0 "$load_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$load_pid" 2>/dev/null; then
+if ! exits_within "$load_pid" 600; then
     kill "$load_pid" 2>/dev/null || true
     failed+=("soak_load did not stop by itself")
 fi
@@ -146,11 +142,7 @@ echo "after the load: rss_kib=$after_rss fds=$after_fds active=$(active)" \
 
 kill -INT "$server_pid"
 server_status=0
-for _ in $(seq 300); do
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if kill -0 "$server_pid" 2>/dev/null; then
+if ! exits_within "$server_pid" 300; then
     kill -KILL "$server_pid" 2>/dev/null || true
     failed+=("soak_server did not stop within 30 s of SIGINT")
 fi

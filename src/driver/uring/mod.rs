@@ -279,26 +279,34 @@ impl Uring {
         }
     }
 
-    fn watch_mut(&mut self, token: Token) -> Option<&mut Watch> {
+    /// The table entry for `token`'s socket (connections by slab index, listeners by
+    /// number), grown to fit if `grow`; `None` for the waker, or past the end.
+    fn entry(&mut self, token: Token, grow: bool) -> Option<&mut Option<Watch>> {
         let (list, index) = match token.kind() {
             super::TokenKind::Listener(i) => (&mut self.listeners, i),
             super::TokenKind::Conn { index, .. } => (&mut self.conns, index),
             super::TokenKind::Wake => return None,
         };
-        list.get_mut(index)?.as_mut().filter(|w| w.token == token)
+        if grow && list.len() <= index {
+            list.resize_with(index + 1, || None);
+        }
+        list.get_mut(index)
+    }
+
+    /// The watch of `token`'s socket, if it is still that socket's (not a closed one's
+    /// successor in the same slot).
+    fn watch_mut(&mut self, token: Token) -> Option<&mut Watch> {
+        self.entry(token, false)?
+            .as_mut()
+            .filter(|w| w.token == token)
     }
 
     /// Starts watching `fd`.
     pub(crate) fn add(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        let (list, index) = match token.kind() {
-            super::TokenKind::Listener(i) => (&mut self.listeners, i),
-            super::TokenKind::Conn { index, .. } => (&mut self.conns, index),
-            super::TokenKind::Wake => return Ok(()),
+        let Some(entry) = self.entry(token, true) else {
+            return Ok(());
         };
-        if list.len() <= index {
-            list.resize_with(index + 1, || None);
-        }
-        match &mut list[index] {
+        match entry {
             Some(w) if w.token == token => w.want = interest,
             slot => *slot = Some(Watch::new(token, fd, interest)),
         }
@@ -400,14 +408,9 @@ impl Uring {
             }
             None => (None, 0),
         };
-        let (list, index) = match token.kind() {
-            super::TokenKind::Listener(i) => (&mut self.listeners, i),
-            super::TokenKind::Conn { index, .. } => (&mut self.conns, index),
-            super::TokenKind::Wake => return,
-        };
-        if let Some(slot) = list.get_mut(index) {
-            if slot.as_ref().is_some_and(|w| w.token == token) {
-                *slot = None;
+        if let Some(entry) = self.entry(token, false) {
+            if entry.as_ref().is_some_and(|w| w.token == token) {
+                *entry = None;
             }
         }
         if ops > 0 {
