@@ -10,6 +10,7 @@ work=$(mktemp -d)
 server_pid=""
 load_pid=""
 cleanup() {
+    [[ -n ${KEEP_WORK:-} ]] && { echo "work: $work" >&2; return; }
     # Only reached with something still running if a run failed half way.
     for pid in $load_pid $server_pid; do
         kill "$pid" 2>/dev/null || true
