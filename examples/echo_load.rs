@@ -98,8 +98,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // One poller: the generator should use one core, leaving the rest to the server.
     let client = Server::builder().pollers(1).start()?;
-    for _ in 0..args.conns {
-        client.dial(args.addr.as_str(), Duration::from_secs(5), pinger.clone())?;
+    // The dials do not block; wait for every connection before the clock starts.
+    let handles = (0..args.conns)
+        .map(|_| client.dial(args.addr.as_str(), Duration::from_secs(5), pinger.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    for handle in &handles {
+        handle.wait_open(Duration::from_secs(5))?;
     }
 
     std::thread::sleep(Duration::from_secs(args.warmup));

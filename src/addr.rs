@@ -66,14 +66,30 @@ impl fmt::Display for Addr {
 
 /// The error returned when a string is not a valid [`Addr`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddrParseError(String);
+pub struct AddrParseError {
+    input: String,
+    expected: &'static str,
+}
+
+impl AddrParseError {
+    /// `input` is not an address of the forms `expected` lists.
+    pub(crate) fn new(input: &str, expected: &'static str) -> AddrParseError {
+        AddrParseError {
+            input: input.to_owned(),
+            expected,
+        }
+    }
+}
+
+/// The forms an [`Addr`] is written in.
+const ADDR_FORMS: &str = "\"IP:PORT\", \"[IPV6]:PORT\" or \"unix:/path\"";
 
 impl fmt::Display for AddrParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "invalid address {:?}: expected \"IP:PORT\", \"[IPV6]:PORT\" or \"unix:/path\"",
-            self.0
+            "invalid address {:?}: expected {}",
+            self.input, self.expected
         )
     }
 }
@@ -86,13 +102,13 @@ impl FromStr for Addr {
     fn from_str(s: &str) -> Result<Addr, AddrParseError> {
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
-                return Err(AddrParseError(s.to_owned()));
+                return Err(AddrParseError::new(s, ADDR_FORMS));
             }
             return Ok(Addr::Unix(PathBuf::from(path)));
         }
         s.parse::<SocketAddr>()
             .map(Addr::Tcp)
-            .map_err(|_| AddrParseError(s.to_owned()))
+            .map_err(|_| AddrParseError::new(s, ADDR_FORMS))
     }
 }
 

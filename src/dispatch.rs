@@ -4,12 +4,12 @@
 //! The one-in-flight rule is kept by ownership, not by a lock: a connection's session is
 //! a `Box` that is either in its poller's slab or moved into exactly one job. A worker
 //! runs the handler, flushes the output itself (the socket write needs no poller), and
-//! sends the box back through the poller's completion queue. Bytes that arrive
+//! hands the box back through the poller's hand-back queue. Bytes that arrive
 //! meanwhile are read by the poller into a side buffer and appended when the box
 //! returns, which triggers the next call.
 //!
 //! Queues are bounded and allocation-free: each poller keeps at most
-//! `queue_capacity` sessions away at once (its completion queue has exactly that
+//! `queue_capacity` sessions away at once (its hand-back queue has exactly that
 //! many slots, and the shared job queue has room for every poller's share); ready
 //! connections beyond that wait, in arrival order, in the poller's own backlog.
 
@@ -21,9 +21,9 @@ use std::thread;
 use crossbeam_queue::ArrayQueue;
 
 use crate::driver::Token;
-use crate::poller::{Completion, Remote};
+use crate::poller::{Handback, Remote};
 use crate::session::Session;
-use crate::CloseReason;
+use crate::{CloseReason, TimerKey};
 
 /// Where `on_request` runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,31 +40,52 @@ pub enum Dispatch {
     },
 }
 
-/// Which callback starts a run.
+/// Which callback starts a run; `on_request` follows each while input is ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Call {
-    /// `on_connect`, then requests if input is buffered.
+    /// `on_connect`.
     Connect,
     /// `on_request` while it makes progress.
     Requests,
-    /// `on_timer`, then requests if input is buffered.
-    Timer,
+    /// `on_timer` for this key.
+    Timer(TimerKey),
+    /// `on_wake`.
+    Wake,
+    /// `on_drain`.
+    Drain,
 }
 
-/// Runs `on_connect` or `on_timer` as `call` says and then `on_request` for as long as
-/// it makes progress, then sends the output. Returns `true` if a callback panicked.
-pub(crate) fn run(session: &mut Box<dyn Session>, call: Call) -> bool {
+/// How a run ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// A callback panicked: the connection closes with [`CloseReason::Panic`].
+    pub(crate) panicked: bool,
+    /// The handler switched the connection to another protocol.
+    pub(crate) switched: bool,
+}
+
+/// Runs the callback `call` names and then `on_request` for as long as it makes progress
+/// (carrying out a protocol switch between calls), then sends the output if the link's
+/// holder writes directly.
+pub(crate) fn run(session: &mut Box<dyn Session>, call: Call) -> Outcome {
     let span = session.conn().span.clone();
     let _entered = span.enter();
+    let mut outcome = Outcome::default();
     let result = catch_unwind(AssertUnwindSafe(|| {
         match call {
             Call::Connect => session.connect(),
-            Call::Timer => session.timer(),
+            Call::Timer(key) => session.timer(key),
+            Call::Wake => session.wake(),
+            Call::Drain => session.drain(),
             Call::Requests => {}
         }
         loop {
+            if session.conn().requests.switch.is_some() {
+                replace_with_switched(session);
+                outcome.switched = true;
+            }
             let conn = session.conn();
-            if conn.close_requested || !conn.input.ready() {
+            if conn.shared.close_requested() || !conn.input.ready() {
                 break;
             }
             conn.input.consumed = 0;
@@ -82,13 +103,22 @@ pub(crate) fn run(session: &mut Box<dyn Session>, call: Call) -> bool {
     }));
     if result.is_err() {
         tracing::warn!("handler panicked; closing the connection");
-        return true;
+        outcome.panicked = true;
+        return outcome;
     }
     let conn = session.conn();
     conn.take_outbox();
-    // A failed flush is remembered in the output and closes the connection.
-    let _ = conn.output.flush();
-    false
+    // A failed flush is remembered in the link and closes the connection.
+    let _ = conn.flush();
+    outcome
+}
+
+/// Swaps the session for the one its pending switch names. `Session::switch` consumes
+/// the old box, so a zero-sized placeholder (no allocation) holds its place for the two
+/// lines in between; `switch` does not unwind (it catches a panicking state drop).
+fn replace_with_switched(session: &mut Box<dyn Session>) {
+    let old = std::mem::replace(session, Box::new(crate::session::Switching));
+    *session = old.switch();
 }
 
 /// Runs `on_close`, catching a panic. Returns `true` if it panicked.
@@ -198,20 +228,20 @@ impl WorkerPool {
                         mut session,
                         call,
                     } => {
-                        let panicked = run(&mut session, call);
-                        let urgent = panicked || session.conn().needs_poller();
-                        remote.complete(
-                            Completion::Served {
+                        let outcome = run(&mut session, call);
+                        let urgent = outcome.panicked || session.conn().needs_poller();
+                        remote.hand_back(
+                            Handback::Served {
                                 token,
                                 session,
-                                panicked,
+                                outcome,
                             },
                             urgent,
                         );
                     }
                     JobKind::Close { session, reason } => {
                         let panicked = close(session, reason);
-                        remote.complete(Completion::Closed { panicked }, false);
+                        remote.hand_back(Handback::Closed { panicked }, false);
                     }
                 }
                 continue;

@@ -1,13 +1,15 @@
 //! The [`Handler`] trait every server or dialed connection is driven by, and the closure
 //! adapter [`handler_fn`] for the common case of a handler that only answers requests.
 
+use std::io;
 use std::sync::Arc;
 
-use crate::{Addr, CloseReason, Conn, ConnHandle};
+use crate::{Addr, CloseReason, Conn, ConnHandle, TimerKey};
 
 /// What is known about a connection before it is admitted: passed to
-/// [`Handler::on_prepare`].
+/// [`Handler::on_prepare`] and to a [`TransportFactory`](crate::transport::TransportFactory).
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConnInfo {
     /// The remote end.
     pub peer_addr: Addr,
@@ -81,11 +83,35 @@ pub trait Handler: Send + Sync + 'static {
     /// input, it is called again at once (pipelined requests).
     fn on_request(&self, state: &mut Self::State, conn: &mut Conn);
 
-    /// The timer set with [`Conn::set_timer`] expired. Runs like `on_request` (never at
-    /// the same time as another callback of this connection), so it may read and write.
-    /// Protocols use it for pings, retries and waits.
-    fn on_timer(&self, state: &mut Self::State, conn: &mut Conn) {
+    /// The timer `key` armed with [`Conn::set_timer`] expired. Runs like `on_request`
+    /// (never at the same time as another callback of this connection), so it may read
+    /// and write. Protocols use it for pings, retries and waits.
+    fn on_timer(&self, state: &mut Self::State, conn: &mut Conn, key: TimerKey) {
+        let _ = (state, conn, key);
+    }
+
+    /// [`ConnHandle::wake`] was called: runs on the connection's own turn, like
+    /// `on_request`. A worker thread that finished a job for this connection wakes it,
+    /// and this callback frames and writes the result.
+    fn on_wake(&self, state: &mut Self::State, conn: &mut Conn) {
         let _ = (state, conn);
+    }
+
+    /// The connection's output had reached the output high-water mark (or a
+    /// [`ConnHandle::send`] was refused with [`Error::Full`](crate::Error::Full)) and is
+    /// now below half of it: there is room to send again. The non-blocking counterpart of
+    /// [`ConnHandle::wait_writable`]; runs like `on_request`.
+    fn on_drain(&self, state: &mut Self::State, conn: &mut Conn) {
+        let _ = (state, conn);
+    }
+
+    /// A dialed connection could not be established (refused, unreachable, the name did
+    /// not resolve, the connect timed out, or the runtime shut down first). Runs on a
+    /// poller; it is the only callback such a connection gets (no `on_connect`, no
+    /// `on_close`). `conn` is the handle [`Dialer::dial`](crate::Dialer::dial) returned.
+    fn on_connect_failed(&self, conn: &ConnHandle, error: &io::Error) {
+        let _ = (conn, error);
+        tracing::debug!(id = conn.id(), %error, "connect failed");
     }
 
     /// The peer hung up (end-of-file or reset) while the connection was still open.
@@ -116,11 +142,20 @@ impl<H: Handler> Handler for Arc<H> {
     fn on_request(&self, state: &mut H::State, conn: &mut Conn) {
         (**self).on_request(state, conn)
     }
-    fn on_timer(&self, state: &mut H::State, conn: &mut Conn) {
-        (**self).on_timer(state, conn)
+    fn on_timer(&self, state: &mut H::State, conn: &mut Conn, key: TimerKey) {
+        (**self).on_timer(state, conn, key)
+    }
+    fn on_wake(&self, state: &mut H::State, conn: &mut Conn) {
+        (**self).on_wake(state, conn)
+    }
+    fn on_drain(&self, state: &mut H::State, conn: &mut Conn) {
+        (**self).on_drain(state, conn)
     }
     fn on_disconnect(&self, conn: &ConnHandle) {
         (**self).on_disconnect(conn)
+    }
+    fn on_connect_failed(&self, conn: &ConnHandle, error: &io::Error) {
+        (**self).on_connect_failed(conn, error)
     }
     fn on_close(&self, state: H::State, reason: CloseReason) {
         (**self).on_close(state, reason)

@@ -87,10 +87,12 @@ mod addr;
 mod backend;
 mod buf;
 mod conn;
+mod dial;
 mod dispatch;
 mod driver;
 mod error;
 mod handler;
+#[cfg(feature = "http")]
 pub mod http;
 mod poller;
 mod reason;
@@ -100,10 +102,12 @@ pub mod signal;
 mod stats;
 mod sys;
 mod timer;
+pub mod transport;
 
 pub use addr::{Addr, AddrParseError};
 pub use backend::{Backend, BACKEND_ENV};
-pub use conn::{Conn, ConnHandle, Input, Output};
+pub use conn::{Conn, ConnGroup, ConnHandle, Input, Output, Overflow, TimerKey};
+pub use dial::{Dialer, IntoTarget, Target};
 pub use dispatch::Dispatch;
 pub use error::Error;
 pub use handler::{handler_fn, ConnInfo, FnHandler, Handler};

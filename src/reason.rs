@@ -29,6 +29,16 @@ pub enum CloseReason {
     WriteTimeout,
     /// No traffic in either direction for the idle timeout.
     IdleTimeout,
+    /// The handler asked to buffer more input than
+    /// [`Builder::max_want`](crate::Builder::max_want) allows
+    /// ([`Input::want`](crate::Input::want)): a declared length the server refuses to wait for.
+    InputLimit,
+    /// The transport's handshake did not finish within
+    /// [`Builder::handshake_timeout`](crate::Builder::handshake_timeout).
+    HandshakeTimeout,
+    /// The connection was over its output mark when a [`ConnGroup`](crate::ConnGroup)
+    /// with the [`Overflow::Close`](crate::Overflow::Close) policy sent to it.
+    Backpressure,
 }
 
 impl CloseReason {
@@ -44,11 +54,14 @@ impl CloseReason {
             CloseReason::ReadTimeout => 6,
             CloseReason::WriteTimeout => 7,
             CloseReason::IdleTimeout => 8,
+            CloseReason::InputLimit => 9,
+            CloseReason::HandshakeTimeout => 10,
+            CloseReason::Backpressure => 11,
         }
     }
 
     /// Number of counter slots (see [`CloseReason::slot`]).
-    pub(crate) const SLOTS: usize = 9;
+    pub(crate) const SLOTS: usize = 12;
 }
 
 impl fmt::Display for CloseReason {
@@ -63,6 +76,9 @@ impl fmt::Display for CloseReason {
             CloseReason::ReadTimeout => f.write_str("read timeout"),
             CloseReason::WriteTimeout => f.write_str("write timeout"),
             CloseReason::IdleTimeout => f.write_str("idle timeout"),
+            CloseReason::InputLimit => f.write_str("input over the limit"),
+            CloseReason::HandshakeTimeout => f.write_str("handshake timeout"),
+            CloseReason::Backpressure => f.write_str("over the output mark"),
         }
     }
 }

@@ -32,6 +32,10 @@ pub struct Stats {
     pub handler_calls: u64,
     /// Handler callbacks that panicked.
     pub panics: u64,
+    /// Dials that failed to connect (`on_connect_failed`).
+    pub connect_failed: u64,
+    /// [`ConnGroup`](crate::ConnGroup) messages dropped for members over their output mark.
+    pub dropped: u64,
     /// Per-poller figures, indexed by poller.
     pub pollers: Vec<PollerStats>,
 }
@@ -58,6 +62,12 @@ pub struct ClosedStats {
     pub write_timeout: u64,
     /// [`CloseReason::IdleTimeout`].
     pub idle_timeout: u64,
+    /// [`CloseReason::InputLimit`].
+    pub input_limit: u64,
+    /// [`CloseReason::HandshakeTimeout`].
+    pub handshake_timeout: u64,
+    /// [`CloseReason::Backpressure`].
+    pub backpressure: u64,
 }
 
 impl ClosedStats {
@@ -72,6 +82,9 @@ impl ClosedStats {
             + self.read_timeout
             + self.write_timeout
             + self.idle_timeout
+            + self.input_limit
+            + self.handshake_timeout
+            + self.backpressure
     }
 }
 
@@ -86,6 +99,9 @@ pub struct PollerStats {
     /// Sockets this poller has closed whose kernel operations have not all finished
     /// (io_uring only: a socket is closed for real once its last operation completes).
     pub closing: u64,
+    /// Commands this poller has taken from other threads (new connections, dials,
+    /// notifications, fan-out, shutdown steps).
+    pub commands: u64,
 }
 
 /// What a graceful shutdown did, returned by
@@ -128,6 +144,9 @@ pub(crate) struct Counters {
     pub(crate) bytes_out: AtomicU64,
     pub(crate) handler_calls: AtomicU64,
     pub(crate) panics: AtomicU64,
+    pub(crate) connect_failed: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) commands: AtomicU64,
 }
 
 /// Moves a single-writer gauge from `old` to `new`.
@@ -164,6 +183,8 @@ impl Counters {
         stats.bytes_out += get(&self.bytes_out);
         stats.handler_calls += get(&self.handler_calls);
         stats.panics += get(&self.panics);
+        stats.connect_failed += get(&self.connect_failed);
+        stats.dropped += get(&self.dropped);
         let c = &mut stats.closed;
         c.peer_closed += get(&self.closed[CloseReason::PeerClosed.slot()]);
         c.local += get(&self.closed[CloseReason::Local.slot()]);
@@ -174,10 +195,14 @@ impl Counters {
         c.read_timeout += get(&self.closed[CloseReason::ReadTimeout.slot()]);
         c.write_timeout += get(&self.closed[CloseReason::WriteTimeout.slot()]);
         c.idle_timeout += get(&self.closed[CloseReason::IdleTimeout.slot()]);
+        c.input_limit += get(&self.closed[CloseReason::InputLimit.slot()]);
+        c.handshake_timeout += get(&self.closed[CloseReason::HandshakeTimeout.slot()]);
+        c.backpressure += get(&self.closed[CloseReason::Backpressure.slot()]);
         stats.pollers.push(PollerStats {
             active,
             adopted: get(&self.adopted),
             closing: get(&self.closing),
+            commands: get(&self.commands),
         });
     }
 }

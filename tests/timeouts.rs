@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::*;
-use netloop::{handler_fn, CloseReason, Conn, Dispatch, Handler, Server};
+use netloop::{handler_fn, CloseReason, Conn, Dispatch, Handler, Server, TimerKey};
 
 /// 4-byte length-prefixed frames, echoed whole once complete.
 fn framed() -> impl Handler {
@@ -170,21 +170,24 @@ fn a_per_connection_override_beats_the_server_timeout() {
 /// Writes "tick" three times from its timer, then closes.
 struct Ticker;
 
+const TICK: TimerKey = TimerKey(7);
+
 impl Handler for Ticker {
     type State = u32;
     fn on_connect(&self, conn: &mut Conn) -> u32 {
-        conn.set_timer(Duration::from_millis(30));
+        conn.set_timer(TICK, Duration::from_millis(30));
         0
     }
     fn on_request(&self, _: &mut u32, conn: &mut Conn) {
         let n = conn.input().len();
         conn.input().skip(n);
     }
-    fn on_timer(&self, ticks: &mut u32, conn: &mut Conn) {
+    fn on_timer(&self, ticks: &mut u32, conn: &mut Conn, key: TimerKey) {
+        assert_eq!(key, TICK);
         *ticks += 1;
         conn.output().write(format!("tick{ticks};").as_bytes());
         if *ticks < 3 {
-            conn.set_timer(Duration::from_millis(30));
+            conn.set_timer(TICK, Duration::from_millis(30));
         } else {
             conn.close();
         }

@@ -91,6 +91,9 @@ impl Handler for Client {
     fn on_close(&self, _: (), reason: CloseReason) {
         let _ = self.events.send(format!("closed:{reason:?}"));
     }
+    fn on_connect_failed(&self, _: &netloop::ConnHandle, error: &std::io::Error) {
+        let _ = self.events.send(format!("failed:{:?}", error.kind()));
+    }
 }
 
 #[test]
@@ -103,7 +106,7 @@ fn dial_connects_to_a_local_server_with_the_same_handler_api() {
         let handle = client_loop
             .dial(target, Duration::from_secs(5), Client { events: tx })
             .unwrap();
-        assert_eq!(handle.peer_addr(), &Addr::Tcp(target));
+        assert_eq!(handle.peer_addr(), Some(&Addr::Tcp(target)));
         assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), "ping from dialer");
         assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), "closed:Local");
         assert!(eventually(|| handle.is_closed()));
@@ -118,11 +121,22 @@ fn dial_to_a_closed_port_fails_and_dial_after_shutdown_is_refused() {
     let dead = probe.local_addr().unwrap();
     drop(probe);
     let client_loop = Server::builder().pollers(1).start().unwrap();
-    let (tx, _rx) = mpsc::channel();
-    let err = client_loop
+    let (tx, rx) = mpsc::channel();
+    // The dial itself never blocks: the refusal reaches the handler and the handle.
+    let handle = client_loop
         .dial(dead, Duration::from_secs(5), Client { events: tx.clone() })
-        .unwrap_err();
-    assert!(matches!(err, netloop::Error::Io(_)), "{err:?}");
+        .unwrap();
+    let err = handle.wait_open(PATIENCE).unwrap_err();
+    assert!(
+        matches!(&err, netloop::Error::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "{err:?}"
+    );
+    assert_eq!(
+        rx.recv_timeout(PATIENCE).unwrap(),
+        "failed:ConnectionRefused"
+    );
+    assert!(handle.is_closed());
+    assert_eq!(client_loop.stats().connect_failed, 1);
     client_loop.shutdown(Duration::ZERO);
     let err = client_loop
         .dial(dead, Duration::from_secs(5), Client { events: tx })

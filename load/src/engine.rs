@@ -1,6 +1,8 @@
 //! The engine: N connections on one netloop poller, driven closed or open loop, and the
-//! controller thread that connects them, sets the recorded window, re-connects lost
-//! connections and stops the run.
+//! controller thread that sets the recorded window, reports progress and stops the run.
+//! Connections are dialed without blocking (netloop's `Dialer`); one that is lost is
+//! dialed again from its own `on_close`, one that cannot connect again after
+//! [`RETRY_CONNECT`] from its `on_connect_failed`, both on the poller.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -9,7 +11,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use netloop::{CloseReason, Conn, Handler, Server};
+use netloop::{CloseReason, Conn, ConnHandle, Dialer, Handler, Server, TimerKey};
+
+/// The open-loop send timer.
+const SEND_TIMER: TimerKey = TimerKey(0);
 
 use crate::proto::{Decoded, Decoder, RequestSpec};
 use crate::schedule::Schedule;
@@ -168,8 +173,11 @@ pub struct Progress {
     pub errors: u64,
 }
 
-/// How often the controller wakes to re-connect, report progress and check the end.
+/// How often the controller wakes to report progress and check the end.
 const CONTROL_TICK: Duration = Duration::from_millis(100);
+
+/// How long a connection that could not connect waits before it is dialed again.
+pub const RETRY_CONNECT: Duration = Duration::from_millis(100);
 
 /// At the end, how long to wait for the responses still outstanding before closing.
 /// Closing with responses in flight would make the server see resets (its writes fail)
@@ -198,8 +206,8 @@ const COPY_LIMIT: usize = 1024;
 /// calling thread.
 ///
 /// The connections run on a single netloop poller thread, so the whole generator can be
-/// pinned to one CPU (`taskset`); the calling thread only connects, reports progress and
-/// sleeps.
+/// pinned to one CPU (`taskset`); the calling thread only waits for the connections to
+/// open, reports progress and sleeps.
 ///
 /// # Errors
 /// [`Error::Config`] for invalid settings, [`Error::Start`] if the poller cannot start,
@@ -218,8 +226,9 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
         epoch: Instant::now(),
         max_outstanding: config.max_outstanding,
         recorder: Mutex::new(Recorder::new()),
-        lost: Mutex::new(Vec::new()),
         stopping: AtomicBool::new(false),
+        dialer: client.dialer().connect_timeout(config.connect_timeout),
+        addr: config.addr.clone(),
     });
     let total = config.warmup + config.duration;
     progress(&Progress {
@@ -230,37 +239,37 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
         errors: 0,
     });
 
-    let dial = |index: usize, timeout: Duration| {
-        let client_handler = Client {
-            shared: shared.clone(),
-            index,
-        };
-        client.dial(config.addr.as_str(), timeout, client_handler)
-    };
-    // One deadline for all of them, so a target that drops SYNs cannot hold the run for
-    // conns × timeout.
+    // Every connection is dialed at once (the dials do not block); the run starts when
+    // they are open, or have failed (and are being retried), or the connect timeout has
+    // passed. If not even the first one connects, nothing listens there.
     let deadline = Instant::now() + config.connect_timeout;
+    let mut handles: Vec<ConnHandle> = Vec::with_capacity(config.conns);
     for index in 0..config.conns {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let result = if left.is_zero() {
-            Err(netloop::Error::Io(std::io::ErrorKind::TimedOut.into()))
-        } else {
-            dial(index, left)
-        };
-        match result {
-            Ok(_) => {}
-            Err(source) if index == 0 => {
+        match shared.dial(index, false, Duration::ZERO) {
+            Ok(handle) => handles.push(handle),
+            Err(e) => {
+                client.shutdown(Duration::ZERO);
                 return Err(Error::Connect {
                     addr: config.addr.clone(),
-                    source,
-                })
-            }
-            Err(e) => {
-                shared.recorder().error(ErrorKind::Connect, e);
-                shared.lost().push(index);
+                    source: e,
+                });
             }
         }
     }
+    for (index, handle) in handles.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Err(source) = handle.wait_open(left) {
+            if index == 0 {
+                shared.stopping.store(true, Ordering::Relaxed);
+                client.shutdown(Duration::ZERO);
+                return Err(Error::Connect {
+                    addr: config.addr.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    drop(handles);
 
     let start = Instant::now();
     let (window_start, end) = (start + config.warmup, start + total);
@@ -271,22 +280,6 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
             break;
         }
         std::thread::sleep(CONTROL_TICK.min(end - now));
-        // Lost connections are re-established, each at its old place in the open-loop
-        // schedule. A failure is counted and tried again next tick, within the run.
-        let lost = std::mem::take(&mut *shared.lost());
-        for index in lost {
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match dial(index, left.min(config.connect_timeout)) {
-                Ok(_) => shared.recorder().reconnected(),
-                Err(e) => {
-                    shared.recorder().error(ErrorKind::Connect, e);
-                    shared.lost().push(index);
-                }
-            }
-        }
         let now = Instant::now();
         let (completed, errors) = {
             let r = shared.recorder();
@@ -347,10 +340,13 @@ struct Shared {
     /// Locked by the poller thread once per callback that completes or sends
     /// something, and by the controller ten times a second: practically uncontended.
     recorder: Mutex<Recorder>,
-    /// Indices of connections lost during the run, for the controller to re-establish.
-    lost: Mutex<Vec<usize>>,
-    /// The run is over: send nothing more, only collect the outstanding responses.
+    /// The run is over: send nothing more, dial nothing more, only collect the
+    /// outstanding responses.
     stopping: AtomicBool,
+    /// Dials the connections (and re-dials lost ones, from the poller).
+    dialer: Dialer,
+    /// The target.
+    addr: String,
 }
 
 impl Shared {
@@ -359,8 +355,33 @@ impl Shared {
         self.recorder.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lost(&self) -> MutexGuard<'_, Vec<usize>> {
-        self.lost.lock().unwrap_or_else(|p| p.into_inner())
+    /// Dials connection `index` (a re-dial if `again`), after `delay`.
+    fn dial(
+        self: &Arc<Self>,
+        index: usize,
+        again: bool,
+        delay: Duration,
+    ) -> Result<ConnHandle, netloop::Error> {
+        let client = Client {
+            shared: self.clone(),
+            index,
+            again,
+        };
+        self.dialer
+            .clone()
+            .delay(delay)
+            .dial(self.addr.as_str(), client)
+    }
+
+    /// Re-establishes connection `index`, at its old place in the open-loop schedule,
+    /// unless the run is over. A failure to queue the dial is counted.
+    fn redial(self: &Arc<Self>, index: usize, delay: Duration) {
+        if self.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = self.dial(index, true, delay) {
+            self.recorder().error(ErrorKind::Connect, e);
+        }
     }
 }
 
@@ -369,6 +390,8 @@ impl Shared {
 struct Client {
     shared: Arc<Shared>,
     index: usize,
+    /// A re-dial of a connection that was lost or could not connect.
+    again: bool,
 }
 
 /// Why this side closed a connection.
@@ -451,7 +474,7 @@ impl Client {
         } else {
             schedule.at(st.next).saturating_duration_since(now)
         };
-        conn.set_timer(wait);
+        conn.set_timer(SEND_TIMER, wait);
     }
 
     /// Closes the connection after a bad response; what is buffered is garbage now.
@@ -468,6 +491,9 @@ impl Handler for Client {
 
     fn on_connect(&self, conn: &mut Conn) -> ConnState {
         let now = Instant::now();
+        if self.again {
+            self.shared.recorder().reconnected();
+        }
         let mut st = ConnState {
             decoder: self.shared.decoder.clone(),
             starts: VecDeque::new(),
@@ -549,7 +575,7 @@ impl Handler for Client {
         }
     }
 
-    fn on_timer(&self, st: &mut ConnState, conn: &mut Conn) {
+    fn on_timer(&self, st: &mut ConnState, conn: &mut Conn, _key: TimerKey) {
         if st.ending.is_none() {
             self.pace(conn, st, Instant::now(), &mut None);
         }
@@ -577,7 +603,12 @@ impl Handler for Client {
         };
         drop(rec);
         if lost {
-            self.shared.lost().push(self.index);
+            self.shared.redial(self.index, Duration::ZERO);
         }
+    }
+
+    fn on_connect_failed(&self, _conn: &ConnHandle, error: &std::io::Error) {
+        self.shared.recorder().error(ErrorKind::Connect, error);
+        self.shared.redial(self.index, RETRY_CONNECT);
     }
 }

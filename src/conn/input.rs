@@ -8,11 +8,16 @@ use bytes::{Bytes, BytesMut};
 /// shares the buffer's memory (no copy) and stays valid for as long as it is kept: after
 /// the handler returns and after later reads. The buffer it came from is not reused
 /// while any such `Bytes` is alive.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Input {
     pub(crate) buf: BytesMut,
     /// Do not call the handler until this many bytes are buffered.
     pub(crate) want: usize,
+    /// The most [`want`](Input::want) may ask for ([`Builder::max_want`](crate::Builder::max_want)).
+    pub(crate) want_limit: usize,
+    /// A `want` above the limit was refused: the connection closes with
+    /// [`CloseReason::InputLimit`](crate::CloseReason::InputLimit).
+    pub(crate) over_limit: bool,
     /// Bytes removed since the runner last looked: tells "made progress" apart from
     /// "returned without consuming".
     pub(crate) consumed: usize,
@@ -22,7 +27,29 @@ pub struct Input {
     pub(crate) progressed: bool,
 }
 
+/// What [`Input::want`] may ask for when no server set a limit ([`Input::from_slice`]):
+/// the same as [`Builder::max_want`](crate::Builder::max_want)'s default.
+pub(crate) const DEFAULT_WANT_LIMIT: usize = 64 << 20;
+
+impl Default for Input {
+    fn default() -> Input {
+        Input::with_limit(DEFAULT_WANT_LIMIT)
+    }
+}
+
 impl Input {
+    pub(crate) fn with_limit(want_limit: usize) -> Input {
+        Input {
+            buf: BytesMut::new(),
+            want: 0,
+            want_limit,
+            over_limit: false,
+            consumed: 0,
+            stalled: false,
+            progressed: false,
+        }
+    }
+
     /// Number of buffered bytes.
     pub fn len(&self) -> usize {
         self.buf.len()
@@ -57,6 +84,28 @@ impl Input {
         self.buf.split_to(n).freeze()
     }
 
+    /// Takes the first `n` buffered bytes as a mutable buffer, without copying: for
+    /// transforming them where they lie (unmasking, decrypting) before
+    /// [`freeze`](BytesMut::freeze)-ing them into `Bytes`. Like [`next`](Input::next),
+    /// the memory is never reused while the buffer lives.
+    ///
+    /// ```
+    /// # let mut input = netloop::Input::from_slice(&[0x21, 0x20, 0x23]);
+    /// let mut frame = input.next_mut(3);
+    /// for b in frame.iter_mut() {
+    ///     *b ^= 0x40; // unmask in place
+    /// }
+    /// assert_eq!(&frame.freeze()[..], b"a`c");
+    /// ```
+    ///
+    /// # Panics
+    /// If fewer than `n` bytes are buffered.
+    pub fn next_mut(&mut self, n: usize) -> BytesMut {
+        self.check(n, "next_mut");
+        self.consumed += n;
+        self.buf.split_to(n)
+    }
+
     /// Discards the first `n` buffered bytes.
     ///
     /// # Panics
@@ -89,8 +138,25 @@ impl Input {
     /// progress: it is not called again until that many are buffered. The declaration
     /// lasts until the next call. A `want` above the input high-water mark raises the
     /// mark for this connection, so the bytes can arrive.
+    ///
+    /// A `want` above [`want_limit`](Input::want_limit) is refused: nothing more is read,
+    /// and once the call returns the connection closes (after sending what the handler
+    /// wrote) with [`CloseReason::InputLimit`](crate::CloseReason::InputLimit). So a
+    /// length a peer declares can never make the server buffer without bound; a protocol
+    /// that wants to answer first (HTTP's `413`, WebSocket's close code 1009) compares
+    /// the length with the limit before asking.
     pub fn want(&mut self, n: usize) {
-        self.want = n;
+        if n > self.want_limit {
+            self.over_limit = true;
+        } else {
+            self.want = n;
+        }
+    }
+
+    /// The largest [`want`](Input::want) this connection accepts
+    /// ([`Builder::max_want`](crate::Builder::max_want)).
+    pub fn want_limit(&self) -> usize {
+        self.want_limit
     }
 
     /// An input holding `data`: for unit-testing request parsers outside a server.
@@ -103,7 +169,7 @@ impl Input {
 
     /// Whether the runner should call the handler now.
     pub(crate) fn ready(&self) -> bool {
-        !self.stalled && !self.buf.is_empty() && self.buf.len() >= self.want
+        !self.stalled && !self.over_limit && !self.buf.is_empty() && self.buf.len() >= self.want
     }
 
     /// New bytes were appended: lift a stall.
@@ -183,6 +249,33 @@ mod tests {
         assert!(!input.ready());
         input.appended();
         assert!(input.ready());
+    }
+
+    #[test]
+    fn a_want_above_the_limit_is_refused_and_stops_calls() {
+        let mut input = Input::with_limit(100);
+        input.buf.extend_from_slice(b"abc");
+        input.want(100);
+        assert!(!input.over_limit);
+        input.want(101);
+        assert!(input.over_limit);
+        assert_eq!(
+            input.want, 100,
+            "the refused want does not replace the last one"
+        );
+        assert!(!input.ready());
+    }
+
+    #[test]
+    fn next_mut_hands_out_a_writable_slice_of_the_buffer() {
+        let mut input = Input::from_slice(b"abcdef");
+        let ptr = input.as_slice().as_ptr();
+        let mut head = input.next_mut(2);
+        assert_eq!(head.as_ptr(), ptr, "no copy");
+        head[0] = b'X';
+        assert_eq!(&head[..], b"Xb");
+        assert_eq!(input.as_slice(), b"cdef");
+        assert_eq!(input.consumed, 2);
     }
 
     #[test]

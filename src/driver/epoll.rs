@@ -3,6 +3,8 @@
 //! mio only offers edge-triggered registration; netloop wants level-triggered reads so
 //! a connection that still has unread data (because it used its one read of the turn,
 //! or because backpressure paused it) is reported again without extra bookkeeping.
+//! Every I/O call here is a plain system call made at once: epoll reports readiness and
+//! the poller acts on it.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -10,8 +12,9 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
-use super::{Event, Interest, Token, Waker};
-use crate::sys;
+use super::{Event, Interest, Sent, Token, Waker};
+use crate::conn::Output;
+use crate::{sys, Addr};
 
 /// Events fetched per `epoll_wait`.
 const EVENTS_PER_TURN: usize = 1024;
@@ -19,6 +22,7 @@ const EVENTS_PER_TURN: usize = 1024;
 /// One epoll instance and its event array, owned by one poller thread.
 pub(crate) struct Epoll {
     epfd: OwnedFd,
+    waker_fd: RawFd,
     events: Vec<libc::epoll_event>,
     ready: usize,
     cursor: usize,
@@ -50,19 +54,24 @@ impl Epoll {
         let epfd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
         // SAFETY: epoll_create1 returned a new descriptor nobody else owns.
         let epfd = unsafe { OwnedFd::from_raw_fd(epfd) };
-        let epoll = Epoll {
+        Ok(Epoll {
             epfd,
+            waker_fd: waker.raw_fd(),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_TURN],
             ready: 0,
             cursor: 0,
-        };
-        epoll.ctl(
+        })
+    }
+
+    /// Registers the waker (edge-triggered: every wake-up write is a new event, so it
+    /// never has to be read back).
+    pub(crate) fn start(&mut self) -> io::Result<()> {
+        self.ctl(
             libc::EPOLL_CTL_ADD,
-            waker.raw_fd(),
+            self.waker_fd,
             (libc::EPOLLIN | libc::EPOLLET) as u32,
             Token::WAKE,
-        )?;
-        Ok(epoll)
+        )
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: Token) -> io::Result<()> {
@@ -74,29 +83,35 @@ impl Epoll {
         cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
     }
 
-    /// Starts watching `fd`.
-    pub(crate) fn add(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+    pub(crate) fn register(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_ADD, fd, flags(interest), token)
     }
 
-    /// Changes what `fd` is watched for.
-    pub(crate) fn modify(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+    pub(crate) fn reregister(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_MOD, fd, flags(interest), token)
     }
 
-    /// Stops watching `fd`.
-    pub(crate) fn delete(&mut self, fd: RawFd, _token: Token) -> io::Result<()> {
+    pub(crate) fn deregister(&mut self, fd: RawFd, _token: Token) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_DEL, fd, 0, Token(0))
     }
 
-    /// Stops watching `fd` and closes it (closing also removes it from the epoll set,
-    /// unless the descriptor was duplicated, hence the explicit delete).
+    /// Closing also removes a descriptor from the epoll set, unless it was duplicated,
+    /// hence the explicit delete.
     pub(crate) fn close(&mut self, fd: OwnedFd, token: Token) {
-        let _ = self.delete(fd.as_raw_fd(), token);
+        let _ = self.deregister(fd.as_raw_fd(), token);
         drop(fd);
     }
 
-    /// Blocks until something happens or `timeout` passes (`None`: no time limit).
     pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let ms = match timeout {
             None => -1,
@@ -126,7 +141,6 @@ impl Epoll {
         Ok(())
     }
 
-    /// The next event of this turn.
     pub(crate) fn next_event(&mut self) -> Option<Event> {
         if self.cursor == self.ready {
             return None;
@@ -143,9 +157,48 @@ impl Epoll {
         })
     }
 
-    /// Appends newly arrived bytes of `fd` to `buf`: one `read`, as many bytes as the
-    /// buffer's spare room takes. `Ok(0)` is end-of-file.
+    /// One `recv`, as many bytes as the buffer's spare room takes.
     pub(crate) fn receive(&mut self, fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
         sys::read_into(fd, buf)
+    }
+
+    /// One `accept4`.
+    pub(crate) fn accept(&mut self, fd: RawFd) -> io::Result<Option<(OwnedFd, Option<Addr>)>> {
+        match sys::accept(fd) {
+            Ok((fd, peer)) => Ok(Some((fd, Some(peer)))),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A non-blocking `connect`: `EINPROGRESS` is the usual answer, and the socket turns
+    /// writable when the connect ends either way, so it is watched for that.
+    pub(crate) fn connect(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        addr: &socket2::SockAddr,
+    ) -> io::Result<()> {
+        sys::connect_nonblocking(fd, addr)?;
+        self.reregister(fd, token, Interest::WRITE)
+    }
+
+    /// The connect's outcome, from `SO_ERROR`.
+    pub(crate) fn connect_result(&mut self, fd: RawFd) -> io::Result<()> {
+        sys::socket_error(fd)
+    }
+
+    pub(crate) fn take_error(&mut self, fd: RawFd) -> io::Error {
+        sys::take_socket_error(fd)
+    }
+
+    /// One gathered `sendmsg` now (more only past 64 segments).
+    pub(crate) fn send(
+        &mut self,
+        fd: RawFd,
+        _token: Token,
+        queue: &mut Output,
+    ) -> io::Result<Sent> {
+        sys::send_queue(fd, queue).map(Sent::Now)
     }
 }

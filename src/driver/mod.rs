@@ -1,25 +1,51 @@
-//! The I/O driver a poller runs on.
+//! The I/O driver a poller runs on, and what every backend must provide.
 //!
-//! Every backend provides the same small set of operations, in terms of connections and
-//! their buffers rather than raw readiness, so a completion-based backend (io_uring) fits
-//! behind the same calls as a readiness-based one (epoll):
+//! A poller owns one [`Driver`]: one of the backends, chosen at start-up. The contract is
+//! written in terms of sockets and buffers, not raw readiness, so that a completion
+//! backend (io_uring, which performs the I/O itself and reports the result) fits behind
+//! the same calls as a readiness backend (epoll, which reports that the poller may now
+//! perform it). Each backend is one file (`epoll.rs`, `uring/`) with the same methods;
+//! this file forwards to them and is the only place the poller sees.
 //!
-//! * [`add`](Epoll::add) / [`modify`](Epoll::modify) / [`delete`](Epoll::delete): start,
-//!   change and stop watching a socket for the given [`Interest`];
-//! * [`wait`](Epoll::wait) then [`next_event`](Epoll::next_event): one turn of the loop,
-//!   yielding [`Event`]s;
-//! * [`receive`](Epoll::receive): "append this connection's newly arrived bytes to its
-//!   input buffer" (epoll performs one `read`; a completion backend copies what the
-//!   kernel already delivered).
+//! # What every backend provides
 //!
-//! Two backends implement them: [`Epoll`] and [`Uring`] (io_uring), wrapped in
-//! [`Driver`]. Output is sent with a gathered `sendmsg` by whichever thread holds the connection
-//! (see [`Output::flush`](crate::Output::flush)); a backend only has to report when a
-//! socket with queued output becomes writable.
+//! | call | what it does | epoll | io_uring |
+//! |---|---|---|---|
+//! | [`start`](Driver::start) | get ready on the poller thread, before the first wait | nothing | enables the ring on this thread, arms the waker |
+//! | [`register`](Driver::register) / [`reregister`](Driver::reregister) / [`deregister`](Driver::deregister) | start, change, stop watching a socket for an [`Interest`] | `epoll_ctl` | arms or cancels the socket's operations |
+//! | [`close`](Driver::close) | stop watching and close once nothing in the kernel uses the socket | at once | after every operation's final completion |
+//! | [`wait`](Driver::wait) + [`next_event`](Driver::next_event) | one turn: block until something happens, then yield [`Event`]s | `epoll_wait` | submit and wait in one `io_uring_enter` |
+//! | [`receive`](Driver::receive) | for a readable connection, append its new bytes to a buffer | one `recv` | copies the bytes the completion delivered |
+//! | [`accept`](Driver::accept) | for a readable listener, the next pending connection | `accept4` | the descriptor the completion delivered |
+//! | [`connect`](Driver::connect) / [`connect_result`](Driver::connect_result) | start a non-blocking connect; for its writable (or error) event, its outcome | `connect` + `EINPROGRESS`, then `SO_ERROR` | a connect operation and its result |
+//! | [`take_error`](Driver::take_error) | for an error event, the socket's error | `SO_ERROR` | the failed operation's error |
+//! | [`send`](Driver::send) | put the front of an output queue on the wire | one gathered `sendmsg`, now | a submitted send (inline dispatch) or `sendmsg` now |
 //!
-//! The epoll backend is level-triggered: a connection with unread data is reported again
-//! on the next turn without a new edge, so reading once per event (a per-turn budget)
-//! never loses data and never needs a read that only returns `EAGAIN`.
+//! Rules every backend keeps:
+//!
+//! * **Level-triggered**: a socket with unread input is reported again on the next turn,
+//!   so one [`receive`](Driver::receive) per event (a per-turn budget) never loses data
+//!   and never needs a read that only returns `EAGAIN`. Epoll is used level-triggered
+//!   (mio only offers edge-triggered registration); io_uring re-arms every operation that
+//!   ends while it is still wanted.
+//! * **A readable event is always collected**: the poller calls `receive` (connections)
+//!   or `accept` (listeners) for it, even if it stopped wanting input since; a completion
+//!   backend has already taken the bytes out of the socket.
+//! * **An operation that ended in an error stays disarmed** until the poller re-registers
+//!   the socket: a listener that ran out of descriptors is paused by the poller, not
+//!   retried by the backend behind its back.
+//! * **At most one send in flight per socket**: while a submitted send is in flight,
+//!   [`send`](Driver::send) returns [`Sent::InFlight`] and touches nothing; its
+//!   completion comes back as an event with [`Event::sent`] set.
+//! * **No memory the kernel may still use is freed**: a closed socket's pending
+//!   operations are cancelled and it is closed after their final completions.
+//!
+//! Optional, with a documented default where a backend has nothing to do:
+//! [`pace_reads`](Driver::pace_reads) (a hint; epoll reads once per event anyway) and
+//! [`closing`](Driver::closing) (sockets waiting for their operations; always 0 on
+//! epoll). Everything else a backend reports is private to it: the descriptor an accept
+//! delivered, the bytes a receive delivered, the error of a failed operation are collected
+//! through the calls above, never read off the event.
 
 mod epoll;
 mod uring;
@@ -30,6 +56,9 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use bytes::BytesMut;
+
+use crate::conn::Output;
+use crate::Addr;
 
 pub(crate) use epoll::Epoll;
 pub(crate) use uring::{probe as probe_io_uring, Uring};
@@ -51,38 +80,47 @@ macro_rules! forward {
     };
 }
 
+/// What [`Driver::send`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// This many bytes from the front of the queue went out now and were consumed from
+    /// it (0: the socket buffer is full).
+    Now(usize),
+    /// A send of the front of the queue is in flight (submitted now or earlier); its
+    /// completion reports how much went out, and the poller consumes that much. Until
+    /// then nobody else writes the socket and the queue's front is not touched.
+    InFlight,
+}
+
 impl Driver {
-    /// Makes the driver ready on the poller thread (io_uring binds the ring to it).
+    /// Gets ready on the poller thread (io_uring binds the ring to it).
     pub(crate) fn start(&mut self) -> io::Result<()> {
-        match self {
-            Driver::Epoll(_) => Ok(()),
-            Driver::Uring(u) => u.start(),
-        }
+        forward!(self, d => d.start())
     }
 
     /// Starts watching `fd` for `interest`.
-    pub(crate) fn add(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        forward!(self, d => d.add(fd, token, interest))
+    pub(crate) fn register(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        forward!(self, d => d.register(fd, token, interest))
     }
 
-    /// Changes what `fd` is watched for.
-    pub(crate) fn modify(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        forward!(self, d => d.modify(fd, token, interest))
-    }
-
-    /// Limits reading `token`'s socket to one buffer per turn (`true`) or lets it read
-    /// all that arrives (`false`). The poller limits connections that already hold
-    /// input, so a completion backend, which receives without being asked each turn,
-    /// keeps them near the input high-water mark; epoll reads once per turn anyway.
-    pub(crate) fn limit_reads(&mut self, token: Token, limited: bool) {
-        if let Driver::Uring(u) = self {
-            u.limit_reads(token, limited);
-        }
+    /// Changes what `fd` is watched for; re-arms operations that ended in an error.
+    pub(crate) fn reregister(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        forward!(self, d => d.reregister(fd, token, interest))
     }
 
     /// Stops watching `fd`; it stays open.
-    pub(crate) fn delete(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
-        forward!(self, d => d.delete(fd, token))
+    pub(crate) fn deregister(&mut self, fd: RawFd, token: Token) -> io::Result<()> {
+        forward!(self, d => d.deregister(fd, token))
     }
 
     /// Stops watching `fd` and closes it as soon as no pending operation uses it.
@@ -100,43 +138,77 @@ impl Driver {
         forward!(self, d => d.next_event())
     }
 
-    /// Whether this driver sends output itself ([`send`](Driver::send)) instead of the
-    /// poller writing to the socket.
-    pub(crate) fn sends_output(&self) -> bool {
-        matches!(self, Driver::Uring(_))
+    /// For a readable connection: appends its newly arrived bytes to `buf` (which has
+    /// spare room). `Ok(0)` is end-of-file; `WouldBlock` means nothing was there.
+    pub(crate) fn receive(&mut self, fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
+        forward!(self, d => d.receive(fd, buf))
     }
 
-    /// Submits the front of `out` as one gathered send, unless one is in flight for
-    /// `token` already (the kernel would interleave them). Its completion comes back as
-    /// an event with `sent` set; until then `out` is not written by anyone else.
-    pub(crate) fn send(&mut self, token: Token, out: &mut crate::Output) {
+    /// For a readable listener: the next pending connection (`None`: no more this turn),
+    /// with the peer's address if the backend learnt it. Errors are classified by the
+    /// poller ([`crate::sys::AcceptError`]).
+    pub(crate) fn accept(&mut self, fd: RawFd) -> io::Result<Option<(OwnedFd, Option<Addr>)>> {
+        forward!(self, d => d.accept(fd))
+    }
+
+    /// Starts connecting `fd` (registered, with [`Interest::NONE`]) to `addr`. Its end is
+    /// reported as a writable or error event on `token`; collect it with
+    /// [`connect_result`](Driver::connect_result), then re-register for what the
+    /// connection wants next.
+    pub(crate) fn connect(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        addr: &socket2::SockAddr,
+    ) -> io::Result<()> {
+        forward!(self, d => d.connect(fd, token, addr))
+    }
+
+    /// For the event that ended a connect: whether it succeeded.
+    pub(crate) fn connect_result(&mut self, fd: RawFd) -> io::Result<()> {
+        forward!(self, d => d.connect_result(fd))
+    }
+
+    /// For an error event: the socket's error.
+    pub(crate) fn take_error(&mut self, fd: RawFd) -> io::Error {
+        forward!(self, d => d.take_error(fd))
+    }
+
+    /// Puts the front of `queue` on the wire (see [`Sent`]).
+    ///
+    /// # Errors
+    /// The socket is broken; the connection closes with the error.
+    pub(crate) fn send(&mut self, fd: RawFd, token: Token, queue: &mut Output) -> io::Result<Sent> {
+        forward!(self, d => d.send(fd, token, queue))
+    }
+
+    /// Whether sends complete later ([`Sent::InFlight`]) rather than at once: the poller
+    /// then needs no writability reports, and handlers' [`flush`](crate::Conn::flush)
+    /// leaves the output for it.
+    pub(crate) fn submits_sends(&self) -> bool {
+        match self {
+            Driver::Epoll(_) => false,
+            Driver::Uring(u) => u.submits_sends(),
+        }
+    }
+
+    /// Optional hint: read `token`'s socket one buffer per turn (`true`) or take all that
+    /// arrives (`false`). The poller limits connections that already hold input, so a
+    /// backend that receives without being asked each turn keeps them near the input
+    /// high-water mark. Epoll reads once per event anyway and ignores it.
+    pub(crate) fn pace_reads(&mut self, token: Token, limited: bool) {
         if let Driver::Uring(u) = self {
-            u.send(token, out);
+            u.pace_reads(token, limited);
         }
     }
 
     /// Sockets closed by the poller whose kernel operations have not all finished (they
-    /// are closed when the last one completes; always 0 on epoll).
+    /// are closed when the last one completes). Always 0 on epoll, which closes at once.
     pub(crate) fn closing(&self) -> usize {
         match self {
             Driver::Epoll(_) => 0,
             Driver::Uring(u) => u.closing(),
         }
-    }
-
-    /// Whether the event being handled carries bytes (or an end-of-file) already taken
-    /// from the socket, which [`receive`](Driver::receive) must collect.
-    pub(crate) fn received(&self) -> bool {
-        match self {
-            Driver::Epoll(_) => false,
-            Driver::Uring(u) => u.received(),
-        }
-    }
-
-    /// Appends newly arrived bytes of a readable connection to `buf`: `Ok(0)` at
-    /// end-of-file.
-    pub(crate) fn receive(&mut self, fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
-        forward!(self, d => d.receive(fd, buf))
     }
 }
 
@@ -193,28 +265,50 @@ pub(crate) enum TokenKind {
 /// Which readiness a socket is watched for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub(crate) struct Interest {
-    /// Input is wanted (also reports the peer's end-of-file).
+    /// Input is wanted (also reports the peer's end-of-file, and pending connections on
+    /// a listener).
     pub(crate) read: bool,
-    /// Output is queued and waits for room in the socket buffer.
+    /// Room in the socket buffer is wanted (output waits).
     pub(crate) write: bool,
 }
 
-/// One thing that happened, as reported by [`Epoll::next_event`].
+impl Interest {
+    /// Watched for nothing (the socket stays registered).
+    pub(crate) const NONE: Interest = Interest {
+        read: false,
+        write: false,
+    };
+    /// Input only.
+    pub(crate) const READ: Interest = Interest {
+        read: true,
+        write: false,
+    };
+    /// Room to write only.
+    pub(crate) const WRITE: Interest = Interest {
+        read: false,
+        write: true,
+    };
+}
+
+/// How a submitted send ended: the bytes sent, or the error.
+pub(crate) type SendResult = Result<usize, io::ErrorKind>;
+
+/// One thing that happened to a socket, as reported by [`Driver::next_event`]. Anything
+/// an event carries beyond these flags is collected with the matching driver call.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Event {
     pub(crate) token: Token,
+    /// Input or end-of-file (connections), a pending connection (listeners): collect it
+    /// with [`Driver::receive`] or [`Driver::accept`].
     pub(crate) readable: bool,
+    /// Room to write, or the end of a connect ([`Driver::connect_result`]).
     pub(crate) writable: bool,
     /// The socket was hung up in both directions.
     pub(crate) hangup: bool,
-    /// The socket has an error: `os_error` if the backend knows it (a failed
-    /// completion), otherwise read it with `SO_ERROR`.
+    /// The socket has an error: collect it with [`Driver::take_error`].
     pub(crate) error: bool,
-    pub(crate) os_error: i32,
-    /// A listener's newly accepted connection (completion backends; -1 for none).
-    pub(crate) accepted: RawFd,
-    /// A send submitted with [`Driver::send`] finished: bytes sent, or `-errno`.
-    pub(crate) sent: Option<i32>,
+    /// A send returned as [`Sent::InFlight`] finished (completion backends only).
+    pub(crate) sent: Option<SendResult>,
 }
 
 impl Event {
@@ -226,34 +320,7 @@ impl Event {
             writable: false,
             hangup: false,
             error: false,
-            os_error: 0,
-            accepted: -1,
             sent: None,
-        }
-    }
-
-    /// Input (or end-of-file) is ready for [`Driver::receive`].
-    pub(crate) fn readable(token: Token) -> Event {
-        Event {
-            readable: true,
-            ..Event::new(token)
-        }
-    }
-
-    /// An operation on the socket failed with `errno`.
-    pub(crate) fn failed(token: Token, errno: i32) -> Event {
-        Event {
-            error: true,
-            os_error: errno,
-            ..Event::new(token)
-        }
-    }
-
-    /// Listener `token` accepted `fd`.
-    pub(crate) fn accepted(token: Token, fd: RawFd) -> Event {
-        Event {
-            accepted: fd,
-            ..Event::new(token)
         }
     }
 }

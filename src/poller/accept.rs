@@ -9,15 +9,13 @@ use std::time::{Duration, Instant};
 
 use super::{Adopt, Command, Poller, Remote};
 use crate::driver::{Interest, Token};
-use crate::session::Factory;
+use crate::session::Hooks;
 use crate::stats::bump;
+use crate::sys::AcceptError;
 use crate::{sys, Addr, ConnInfo};
 
 /// Interest for a listening socket.
-pub(super) const LISTEN: Interest = Interest {
-    read: true,
-    write: false,
-};
+pub(super) const LISTEN: Interest = Interest::READ;
 
 /// Connections accepted per readiness event; level triggering reports the rest next turn.
 const ACCEPT_BATCH: usize = 64;
@@ -90,7 +88,7 @@ pub(crate) struct Listener {
     /// Index in the builder's list of listeners.
     index: usize,
     addr: Addr,
-    factory: Arc<dyn Factory>,
+    hooks: Arc<dyn Hooks>,
     nodelay: bool,
     /// `true` if this socket is the only one for its address (connections are handed to
     /// other pollers); `false` for one of a set of `SO_REUSEPORT` sockets.
@@ -103,7 +101,7 @@ impl Listener {
         fd: OwnedFd,
         index: usize,
         addr: Addr,
-        factory: Arc<dyn Factory>,
+        hooks: Arc<dyn Hooks>,
         nodelay: bool,
         shared: bool,
     ) -> Listener {
@@ -111,7 +109,7 @@ impl Listener {
             fd,
             index,
             addr,
-            factory,
+            hooks,
             nodelay,
             shared,
             paused_until: None,
@@ -124,26 +122,47 @@ impl Listener {
 }
 
 impl Poller {
-    /// Accepts what is pending on listener `i`.
-    pub(super) fn accept_ready(&mut self, i: usize) {
+    /// Readiness or a completion on listener `i`: accepts what is pending.
+    pub(super) fn listener_event(&mut self, i: usize, event: crate::driver::Event) {
+        if !event.readable && !event.error {
+            return;
+        }
         for _ in 0..ACCEPT_BATCH {
             let Some(listener) = self.listeners.get(i) else {
                 return;
             };
-            match sys::accept(listener.raw_fd()) {
-                Ok((fd, peer)) => self.accepted(i, fd, peer),
-                Err(e) => match e.raw_os_error() {
-                    Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => continue,
-                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                        self.pause_listener(i, &e);
-                        return;
-                    }
-                    _ if e.kind() == io::ErrorKind::WouldBlock => return,
-                    _ => {
+            match self.driver.accept(listener.raw_fd()) {
+                Ok(Some((fd, peer))) => {
+                    // A peer that reset the connection before it was accepted has no
+                    // address any more; it is still accepted (and closes at its first
+                    // read), as accept4 would have done, so the counters add up the same
+                    // on both backends.
+                    let peer = peer
+                        .or_else(|| sys::peer_addr(&fd).ok())
+                        .unwrap_or_else(|| unspecified_like(&listener.addr));
+                    self.accepted(i, fd, peer)
+                }
+                Ok(None) => return,
+                Err(e) => match AcceptError::classify(&e) {
+                    AcceptError::Transient => self.rearm_listener(i),
+                    AcceptError::Exhausted => return self.pause_listener(i, &e),
+                    AcceptError::Other => {
                         tracing::warn!(error = %e, "accept failed");
-                        return;
+                        return self.rearm_listener(i);
                     }
                 },
+            }
+        }
+    }
+
+    /// Watches a listener again after an accept error (a backend leaves an operation that
+    /// ended in an error disarmed until then).
+    fn rearm_listener(&mut self, i: usize) {
+        if let Some(l) = self.listeners.get(i) {
+            if l.paused_until.is_none() {
+                let _ = self
+                    .driver
+                    .reregister(l.raw_fd(), Token::listener(i), LISTEN);
             }
         }
     }
@@ -164,8 +183,8 @@ impl Poller {
                 return;
             }
         }
-        let factory = listener.factory.clone();
-        let admitted = catch_unwind(AssertUnwindSafe(|| factory.prepare(&info)));
+        let hooks = listener.hooks.clone();
+        let admitted = catch_unwind(AssertUnwindSafe(|| hooks.prepare(&info)));
         if !matches!(admitted, Ok(true)) {
             if admitted.is_err() {
                 bump(&counters.panics, 1);
@@ -174,6 +193,17 @@ impl Poller {
             tracing::debug!(peer = %info.peer_addr, "connection rejected by on_prepare");
             return;
         }
+        let transport = match &self.config.transport {
+            None => None,
+            Some(make) => match make(&info) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    bump(&counters.rejected, 1);
+                    tracing::debug!(peer = %info.peer_addr, error = %e, "connection rejected: no transport");
+                    return;
+                }
+            },
+        };
         if let Addr::Tcp(_) = info.peer_addr {
             if listener.nodelay {
                 let _ = sys::set_nodelay(fd.as_raw_fd());
@@ -190,11 +220,12 @@ impl Poller {
             fd,
             shared: crate::conn::ConnShared::create(
                 &target,
-                info.peer_addr,
-                info.local_addr,
+                Some(info.peer_addr),
+                Some(info.local_addr),
                 self.config.output_high_water,
             ),
-            factory,
+            hooks,
+            transport,
         };
         if target.index == self.remote.index {
             self.adopt(adopt);
@@ -211,7 +242,7 @@ impl Poller {
         let l = &mut self.listeners[i];
         let _ = self
             .driver
-            .modify(l.raw_fd(), Token::listener(i), Interest::default());
+            .reregister(l.raw_fd(), Token::listener(i), Interest::NONE);
         l.paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
     }
 
@@ -221,7 +252,9 @@ impl Poller {
         for (i, l) in self.listeners.iter_mut().enumerate() {
             if l.paused_until.is_some_and(|t| now >= t) {
                 l.paused_until = None;
-                let _ = self.driver.modify(l.raw_fd(), Token::listener(i), LISTEN);
+                let _ = self
+                    .driver
+                    .reregister(l.raw_fd(), Token::listener(i), LISTEN);
                 resumed = true;
             }
         }
@@ -234,43 +267,18 @@ impl Poller {
             self.driver.close(l.fd, Token::listener(i));
         }
     }
-
-    /// Readiness or a completion on listener `i`.
-    pub(super) fn listener_event(&mut self, i: usize, event: crate::driver::Event) {
-        if i >= self.listeners.len() {
-            return;
-        }
-        if event.accepted >= 0 {
-            // SAFETY: the driver hands over a descriptor the kernel just created.
-            let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(event.accepted) };
-            // A peer that reset the connection before it was accepted has no address
-            // any more; it is still accepted (and closes at its first read), as accept4
-            // would have done, so the counters add up the same on both backends.
-            let peer = sys::peer_addr(&fd).unwrap_or_else(|_| match &self.listeners[i].addr {
-                Addr::Tcp(local) => {
-                    Addr::Tcp(std::net::SocketAddr::new(unspecified(local.ip()), 0))
-                }
-                Addr::Unix(_) => Addr::Unix(Default::default()),
-            });
-            self.accepted(i, fd, peer);
-        } else if event.error {
-            let e = io::Error::from_raw_os_error(event.os_error);
-            match event.os_error {
-                libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM => {
-                    self.pause_listener(i, &e)
-                }
-                _ => tracing::warn!(error = %e, "accept failed"),
-            }
-        } else {
-            self.accept_ready(i);
-        }
-    }
 }
 
-/// The unspecified address of `ip`'s family.
-fn unspecified(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
-        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+/// An unspecified address of the same kind as a listener's.
+fn unspecified_like(addr: &Addr) -> Addr {
+    match addr {
+        Addr::Tcp(local) => {
+            let ip: std::net::IpAddr = match local.ip() {
+                std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            };
+            Addr::Tcp(std::net::SocketAddr::new(ip, 0))
+        }
+        Addr::Unix(_) => Addr::Unix(Default::default()),
     }
 }

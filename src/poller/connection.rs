@@ -1,225 +1,148 @@
-//! A connection's life on its poller: adoption, reads, writes, dispatch decisions and
-//! closing. [`Poller::settle`] is the one place that decides what a connection does next
-//! after anything happened to it.
+//! A connection's life on its poller: adoption, reads, sends, hand-backs, and
+//! [`Poller::advance`], the one place that applies the transition table
+//! ([`state::next`]) after anything happened to a connection.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use bytes::BytesMut;
-
-use super::{Adopt, Mode, Poller};
-use crate::conn::ConnShared;
-use crate::dispatch::{self, Call, Job, JobKind};
-use crate::driver::{Event, Interest, Token, TokenKind, GENERATION_BITS};
-use crate::session::{Factory, Session};
+use super::slot::{Away, Gauges, Holder, Reading, Sending, Slot};
+use super::state::{self, Facts, Phase, Step};
+use super::timeouts::SlotTimers;
+use super::{Adopt, Config, Mode, Poller};
+use crate::conn::{ConnShared, Link};
+use crate::dispatch::{self, Call, Job, JobKind, Outcome};
+use crate::driver::{Event, Interest, SendResult, Sent, Token, TokenKind};
+use crate::session::Session;
 use crate::stats::{bump, shift};
-use crate::{sys, CloseReason, Conn, ConnHandle};
+use crate::{sys, Addr, CloseReason, Conn, ConnHandle};
 
 /// Smallest read worth a system call; below this much spare room the buffer grows.
 const MIN_READ: usize = 4096;
 
-/// A connection in a poller's slab.
-pub(crate) struct Slot {
-    pub(super) generation: u32,
-    pub(super) fd: OwnedFd,
-    pub(super) shared: Arc<ConnShared>,
-    factory: Arc<dyn Factory>,
-    /// `None` while a worker runs the handler.
-    pub(super) session: Option<Box<dyn Session>>,
-    /// Bytes read while the session is away.
-    incoming: BytesMut,
-    /// Input the session took with it when it went to a worker (an upper bound while
-    /// it is away: handlers only consume).
-    away_input: usize,
-    interest: Interest,
-    registered: bool,
-    /// Reads are limited to one buffer per turn (see `Driver::limit_reads`).
-    reads_limited: bool,
-    /// on_connect has returned (the handler may be called for requests).
-    pub(super) connected: bool,
-    peer_closed: bool,
-    /// Close with this reason as soon as the session is home.
-    pub(super) pending_close: Option<CloseReason>,
-    /// Busy when the drain began: counts as drained when it finishes.
-    pub(super) busy_at_drain: bool,
-    /// The session is away and the poller has news for it: counted in
-    /// `Remote::awaited` so its completion wakes the poller.
-    awaited: bool,
-    /// Reading is paused at the input high-water mark until the low-water mark.
-    paused: bool,
-    /// The write side has been shut down (`Conn::shutdown_write`).
-    write_shut: bool,
-    /// Buffered bytes last added to the poller's gauges.
-    reported_in: usize,
-    reported_out: usize,
-    pub(super) timers: super::timeouts::SlotTimers,
-}
+/// Displays a connection's peer in its tracing span (unknown while a dial resolves).
+struct Peer<'a>(Option<&'a Addr>);
 
-impl Slot {
-    pub(super) fn is_idle(&mut self) -> bool {
-        match self.session.as_mut() {
-            Some(s) => s.conn().output.is_empty(),
-            None => false,
+impl std::fmt::Display for Peer<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("?"),
         }
     }
 }
 
+/// The tracing span of a connection.
+pub(super) fn span_of(shared: &ConnShared) -> tracing::Span {
+    tracing::info_span!("conn", id = shared.id, peer = %Peer(shared.peer()), poller = shared.poller)
+}
+
 impl Poller {
-    /// Takes ownership of a new connection, registers it and runs `on_connect`.
-    pub(super) fn adopt(&mut self, a: Adopt) {
+    /// The session and slot of a new connection (accepted or dialed), in its first
+    /// phase. Returns the slot's index.
+    pub(super) fn insert_slot(
+        &mut self,
+        fd: std::os::fd::OwnedFd,
+        shared: std::sync::Arc<ConnShared>,
+        hooks: std::sync::Arc<dyn crate::session::Hooks>,
+        transport: Option<Box<dyn crate::transport::Transport>>,
+        phase: Phase,
+    ) -> usize {
+        let generation = self.next_generation();
         let entry = self.slab.vacant_entry();
         let index = entry.key();
-        let generation = self.next_generation;
-        self.next_generation = (self.next_generation + 1) & ((1 << GENERATION_BITS) - 1);
-        let token = Token::conn(index, generation);
-        let shared = a.shared;
-        shared.set_token(token);
-        let span = tracing::info_span!("conn", id = shared.id, peer = %shared.peer, poller = shared.poller);
-        let interest = Interest {
-            read: true,
-            write: false,
-        };
-        if let Err(e) = self.driver.add(a.fd.as_raw_fd(), token, interest) {
-            tracing::warn!(parent: &span, error = %e, "cannot register connection");
-            self.remote.assigned.fetch_sub(1, Ordering::Relaxed);
-            shared.mark_closed();
-            return;
-        }
+        shared.set_token(Token::conn(index, generation));
+        let span = span_of(&shared);
+        let link = Link::new(fd.as_raw_fd(), !self.driver.submits_sends(), transport);
         let mut conn = Conn::new(
-            a.fd.as_raw_fd(),
+            link,
             shared.clone(),
-            span.clone(),
+            span,
             self.config.timeouts,
+            self.config.max_want,
         );
-        conn.output.driver_sends = self.ring_sends;
         self.pool.provision_tail(&mut conn.output);
-        let session = a.factory.session(conn);
+        let mut timers = SlotTimers::new(self.now);
+        if phase == Phase::Handshaking && !conn.link.is_ready() {
+            timers.phase_deadline = Some(self.now + self.config.handshake_timeout);
+        }
+        let session = hooks.clone().session(conn);
         entry.insert(Slot {
             generation,
-            fd: a.fd,
+            fd,
             shared,
-            factory: a.factory,
-            session: None,
-            incoming: BytesMut::new(),
-            away_input: 0,
-            interest,
-            registered: true,
-            reads_limited: false,
-            connected: false,
-            peer_closed: false,
-            pending_close: None,
-            busy_at_drain: false,
-            awaited: false,
-            paused: false,
+            hooks,
+            phase,
+            holder: Holder::Home(session),
+            reading: Reading::Open,
+            sending: Sending::Idle,
             write_shut: false,
-            reported_in: 0,
-            reported_out: 0,
-            timers: super::timeouts::SlotTimers::new(self.now),
+            backpressured: false,
+            registered: None,
+            reported: Gauges::default(),
+            timers,
+            dialing: None,
         });
-        bump(&self.remote.counters.adopted, 1);
+        let counters = &self.remote.counters;
+        bump(&counters.adopted, 1);
+        counters
+            .active
+            .store(self.slab.len() as u64, Ordering::Relaxed);
+        index
+    }
+
+    /// Takes ownership of an accepted connection, registers it and starts it.
+    pub(super) fn adopt(&mut self, a: Adopt) {
+        let raw = a.fd.as_raw_fd();
+        let index = self.insert_slot(a.fd, a.shared, a.hooks, a.transport, Phase::Handshaking);
+        let slot = &mut self.slab[index];
+        let token = slot.token(index);
+        if let Err(e) = self.driver.register(raw, token, Interest::READ) {
+            tracing::warn!(error = %e, "cannot register connection");
+            self.discard_slot(index);
+            return;
+        }
+        slot.registered = Some(Interest::READ);
+        if let Some(s) = slot.session() {
+            tracing::debug!(parent: &s.conn().span, "connection open");
+        }
+        self.advance(index);
+    }
+
+    /// Removes a connection that never got going (no callback ran for it).
+    fn discard_slot(&mut self, index: usize) {
+        let slot = self.slab.remove(index);
+        slot.shared.mark_closed(None);
+        self.remote.assigned.fetch_sub(1, Ordering::Relaxed);
         self.remote
             .counters
             .active
             .store(self.slab.len() as u64, Ordering::Relaxed);
-        tracing::debug!(parent: &span, "connection open");
-        self.run_session(index, token, session, Call::Connect);
-    }
-
-    /// Runs the handler for a session that is home: inline, or by sending it to a
-    /// worker.
-    fn run_session(
-        &mut self,
-        index: usize,
-        token: Token,
-        mut session: Box<dyn Session>,
-        call: Call,
-    ) {
-        match self.mode {
-            Mode::Inline => {
-                let panicked = dispatch::run(&mut session, call);
-                self.session_returned(token, session, panicked);
-            }
-            Mode::Pool { .. } => {
-                // If the poller already knows something the session must come back for
-                // (the peer hung up, a close is pending), its completion must wake it.
-                // If the poller needs the session back to make progress (the peer hung up,
-                // a close is pending, reading is paused until the handler consumes), its
-                // completion must wake it.
-                let slot = &self.slab[index];
-                if slot.peer_closed || slot.pending_close.is_some() || slot.paused {
-                    self.await_session(index);
-                }
-                // The completion may come back without waking this poller; a connection
-                // with deadlines keeps a wheel entry so they are checked meanwhile.
-                let conn = session.conn();
-                self.slab[index].away_input = conn.input.len();
-                let watched = conn.timeouts != crate::conn::Timeouts::default()
-                    || conn.timer_request.is_some()
-                    || self.slab[index].timers.has_user_deadline();
-                if watched {
-                    self.recheck_later(index);
-                }
-                self.dispatch_job(Job {
-                    poller: self.remote.index,
-                    kind: JobKind::Serve {
-                        token,
-                        session,
-                        call,
-                    },
-                });
-            }
-        }
-    }
-
-    /// A session is home after running its handler.
-    pub(super) fn session_returned(
-        &mut self,
-        token: Token,
-        session: Box<dyn Session>,
-        panicked: bool,
-    ) {
-        let TokenKind::Conn { index, .. } = token.kind() else {
-            return;
-        };
-        let Some(slot) = self.slab.get_mut(index) else {
-            return;
-        };
-        slot.session = Some(session);
-        slot.connected = true;
-        if std::mem::take(&mut slot.awaited) {
-            self.remote.awaited.fetch_sub(1, Ordering::SeqCst);
-        }
-        if panicked {
-            bump(&self.remote.counters.panics, 1);
-            slot.pending_close = Some(CloseReason::Panic);
-        }
-        self.settle(index);
     }
 
     /// Readiness or a completion on a connection's socket.
     pub(super) fn conn_event(&mut self, index: usize, event: Event) {
-        if let Some(res) = event.sent {
-            return self.on_sent(index, res);
+        if let Some(result) = event.sent {
+            return self.on_sent(index, result);
+        }
+        if self.slab[index].phase == Phase::Connecting {
+            if event.writable || event.error || event.hangup {
+                self.connect_done(index);
+            }
+            return;
         }
         if event.error {
-            let err = match event.os_error {
-                0 => sys::take_socket_error(self.slab[index].fd.as_raw_fd()),
-                errno => io::Error::from_raw_os_error(errno),
-            };
-            self.peer_gone(index, Some(err.kind()));
-            return;
+            let fd = self.slab[index].fd.as_raw_fd();
+            let err = self.driver.take_error(fd);
+            return self.peer_gone(index, Some(err.kind()));
         }
-        // A completion backend has already taken the bytes out of the socket, so they
-        // are appended even if reading was paused since; epoll's readiness is only
-        // acted on while reading is wanted.
-        if event.readable && (self.slab[index].interest.read || self.driver.received()) {
+        // Collected even if reading stopped since: a completion backend has already
+        // taken the bytes out of the socket.
+        if event.readable {
             self.on_readable(index);
         } else if event.hangup {
-            self.peer_gone(index, None);
-            return;
+            return self.peer_gone(index, None);
         }
         if event.writable && self.slab.contains(index) {
             self.on_writable(index);
@@ -229,13 +152,13 @@ impl Poller {
     fn on_readable(&mut self, index: usize) {
         let slot = &mut self.slab[index];
         let fd = slot.fd.as_raw_fd();
-        let (buf, want) = match slot.session.as_mut() {
-            Some(session) => {
-                let input = &mut session.conn().input;
-                let want = input.want.saturating_sub(input.len());
-                (&mut input.buf, want)
+        let (buf, want) = match &mut slot.holder {
+            Holder::Home(session) => {
+                let conn = session.conn();
+                let want = conn.input.want.saturating_sub(conn.input.len());
+                (conn.link.read_buf(&mut conn.input), want)
             }
-            None => (&mut slot.incoming, 0),
+            Holder::Away(away) => (&mut away.incoming, 0),
         };
         self.pool.ensure_spare(buf, MIN_READ.max(want));
         match self.driver.receive(fd, buf) {
@@ -243,14 +166,18 @@ impl Poller {
             Ok(n) => {
                 bump(&self.remote.counters.bytes_in, n as u64);
                 slot.timers.last_activity = self.now;
-                if let Some(session) = slot.session.as_mut() {
-                    session.conn().input.appended();
-                    self.settle(index);
-                } else {
-                    self.await_session(index);
-                    self.report_buffers(index);
-                    // Backpressure applies while the handler is away too.
-                    self.update_interest(index);
+                match &mut slot.holder {
+                    Holder::Home(session) => {
+                        let conn = session.conn();
+                        conn.link.received(&mut conn.input);
+                        self.advance(index);
+                    }
+                    Holder::Away(_) => {
+                        self.want_back(index);
+                        self.report_buffers(index);
+                        // Backpressure applies while the handler is away too.
+                        self.update_interest(index);
+                    }
                 }
             }
             Err(e)
@@ -260,312 +187,443 @@ impl Poller {
         }
     }
 
-    /// The driver's send of this connection's output finished: `res` bytes went out,
-    /// or it failed with `-res`.
-    fn on_sent(&mut self, index: usize, res: i32) {
+    /// A send the driver had in flight finished.
+    fn on_sent(&mut self, index: usize, result: SendResult) {
         let slot = &mut self.slab[index];
-        if let Some(session) = slot.session.as_mut() {
-            let out = &mut session.conn().output;
-            if res >= 0 {
-                out.ring_sent(res as usize);
-            } else {
-                out.ring_send = false;
-                out.error = Some(io::Error::from_raw_os_error(-res).kind());
+        slot.sending = Sending::Idle;
+        if let Some(session) = slot.session() {
+            let conn = session.conn();
+            match result {
+                Ok(n) => conn.link.wire_queue(&mut conn.output).advance(n),
+                Err(kind) => {
+                    conn.link.write_error.get_or_insert(kind);
+                }
             }
-            self.settle(index);
+            self.advance(index);
         }
     }
 
     fn on_writable(&mut self, index: usize) {
         let slot = &mut self.slab[index];
-        if let Some(session) = slot.session.as_mut() {
-            let _ = session.conn().output.flush();
-            self.settle(index);
+        if slot.sending == Sending::AwaitingRoom {
+            slot.sending = Sending::Idle;
+        }
+        if slot.is_home() {
+            self.advance(index);
         }
     }
 
-    /// Marks an away session as awaited: its completion must wake this poller.
-    fn await_session(&mut self, index: usize) {
-        let slot = &mut self.slab[index];
-        if slot.session.is_none() && !slot.awaited {
-            slot.awaited = true;
-            self.remote.awaited.fetch_add(1, Ordering::SeqCst);
+    /// Marks an away session as wanted back: its hand-back must wake this poller.
+    pub(super) fn want_back(&mut self, index: usize) {
+        if let Holder::Away(away) = &mut self.slab[index].holder {
+            if !away.wanted_back {
+                away.wanted_back = true;
+                self.remote.doorbell.want_back();
+            }
         }
     }
 
     /// The peer hung up (end-of-file, reset or error).
     pub(super) fn peer_gone(&mut self, index: usize, error: Option<io::ErrorKind>) {
-        self.await_session(index);
+        self.want_back(index);
         let slot = &mut self.slab[index];
         if let Some(kind) = error {
-            slot.pending_close.get_or_insert(CloseReason::Error(kind));
+            slot.phase = slot.phase.abort(CloseReason::Error(kind));
         }
-        if !slot.peer_closed {
-            slot.peer_closed = true;
-            slot.shared.active.store(false, Ordering::Release);
-            let handle = ConnHandle::new(slot.shared.clone());
-            let factory = slot.factory.clone();
-            let _entered = slot.shared_span();
-            if catch_unwind(AssertUnwindSafe(|| factory.disconnected(&handle))).is_err() {
-                bump(&self.remote.counters.panics, 1);
+        if slot.reading != Reading::Ended {
+            slot.reading = Reading::Ended;
+            slot.shared.mark_peer_gone();
+            if slot.shared.is_open() {
+                let handle = ConnHandle::new(slot.shared.clone());
+                let hooks = slot.hooks.clone();
+                let _entered = slot.span();
+                if catch_unwind(AssertUnwindSafe(|| hooks.disconnected(&handle))).is_err() {
+                    bump(&self.remote.counters.panics, 1);
+                }
             }
         }
         self.update_interest(index);
-        self.settle(index);
+        self.advance(index);
     }
 
-    /// Cross-thread sends or a close request are waiting.
-    pub(super) fn notified(&mut self, shared: Arc<ConnShared>) {
+    /// Something is waiting for this connection: sends, a wake or a close request.
+    pub(super) fn notified(&mut self, shared: std::sync::Arc<ConnShared>) {
         shared.clear_notified();
         let TokenKind::Conn { index, generation } = shared.token().kind() else {
             return;
         };
-        match self.slab.get(index) {
-            Some(slot) if slot.generation == generation => {
-                self.await_session(index);
-                self.settle(index);
-            }
-            _ => {}
+        if self.slab.get(index).map(|s| s.generation) == Some(generation) {
+            self.want_back(index);
+            self.advance(index);
         }
     }
 
-    /// Decides what a connection does next. Does nothing while its handler is away.
-    pub(super) fn settle(&mut self, index: usize) {
+    /// A worker handed a session back.
+    pub(super) fn session_returned(
+        &mut self,
+        token: Token,
+        session: Box<dyn Session>,
+        outcome: Outcome,
+    ) {
+        let TokenKind::Conn { index, .. } = token.kind() else {
+            return;
+        };
+        let Some(slot) = self.slab.get_mut(index) else {
+            return;
+        };
+        let Holder::Away(away) = std::mem::replace(&mut slot.holder, Holder::Home(session)) else {
+            unreachable!("a session came back to a slot whose session is home");
+        };
+        let Away {
+            mut incoming,
+            wanted_back,
+            ..
+        } = away;
+        if wanted_back {
+            self.remote.doorbell.got_back();
+        }
+        if let Some(session) = slot.session() {
+            let conn = session.conn();
+            conn.link.absorb(&mut conn.input, &mut incoming);
+        }
+        if incoming.capacity() > 0 {
+            self.pool.put(&mut incoming);
+        }
+        self.apply_outcome(index, outcome);
+        self.advance(index);
+    }
+
+    /// What a finished run means for the slot.
+    fn apply_outcome(&mut self, index: usize, outcome: Outcome) {
+        let slot = &mut self.slab[index];
+        if outcome.switched {
+            if let Some(session) = slot.session() {
+                slot.hooks = session.hooks();
+            }
+        }
+        if outcome.panicked {
+            bump(&self.remote.counters.panics, 1);
+            slot.phase = slot.phase.abort(CloseReason::Panic);
+        }
+        if slot.phase == Phase::Opening {
+            slot.phase = Phase::Open;
+        }
+    }
+
+    /// Applies the transition table until the connection waits (or closes, or its
+    /// handler goes to a worker), sending what it queued on the way. Does nothing while
+    /// its handler is away.
+    pub(super) fn advance(&mut self, index: usize) {
         loop {
-            let now = self.now;
             let Some(slot) = self.slab.get_mut(index) else {
                 return;
             };
-            let Some(session) = slot.session.as_mut() else {
+            if !slot.is_home() {
                 return;
-            };
-            let conn = session.conn();
-            if !slot.incoming.is_empty() {
-                conn.input.absorb(&mut slot.incoming);
             }
-            if slot.incoming.capacity() > 0 {
-                self.pool.put(&mut slot.incoming);
-            }
-            conn.take_outbox();
-            if !conn.output.is_empty() {
-                if self.ring_sends {
-                    // One send in flight at a time; its completion settles again.
-                    let token = Token::conn(index, slot.generation);
-                    self.driver.send(token, &mut conn.output);
-                } else {
-                    let _ = conn.output.flush();
-                }
-            }
-            let counters = &self.remote.counters;
-            let sent = std::mem::take(&mut conn.output.sent);
-            if sent > 0 {
-                bump(&counters.bytes_out, sent);
-                slot.timers.wrote(now);
-            }
-            bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
-            if let Some(reason) = slot.pending_close {
-                return self.finalize(index, reason);
-            }
-            if let Some(kind) = conn.output.error {
-                return self.finalize(index, CloseReason::Error(kind));
-            }
-            let output_pending = !conn.output.is_empty();
-            let run = if conn.close_requested {
-                if !output_pending {
-                    return self.finalize(index, CloseReason::Local);
-                }
-                None
-            } else if self.draining.is_some() {
-                if !output_pending {
-                    return self.finalize(index, CloseReason::Shutdown);
-                }
-                None
-            } else if slot.connected && std::mem::take(&mut slot.timers.user_due) {
-                Some(Call::Timer)
-            } else if slot.connected
-                && conn.input.ready()
-                && conn.output.len() < self.config.output_high_water
-            {
-                // Above the output mark no new request runs: its reply would only queue
-                // up. Input then fills to its own mark and reading stops, so a peer that
-                // sends without reading is held to both marks.
-                Some(Call::Requests)
-            } else if slot.peer_closed && !output_pending {
-                return self.finalize(index, CloseReason::PeerClosed);
-            } else {
-                None
-            };
-            if let Some(call) = run {
-                self.pool.provision_tail(&mut conn.output);
-                let token = Token::conn(index, slot.generation);
-                let mut session = slot.session.take().expect("checked above");
-                match self.mode {
-                    Mode::Inline => {
-                        let panicked = dispatch::run(&mut session, call);
-                        let slot = &mut self.slab[index];
-                        slot.session = Some(session);
-                        if panicked {
-                            bump(&self.remote.counters.panics, 1);
-                            slot.pending_close = Some(CloseReason::Panic);
-                        }
-                        continue;
+            self.send(index);
+            let slot = &mut self.slab[index];
+            let facts = facts_of(slot, &self.config, self.draining.is_some());
+            match state::next(slot.phase, &facts) {
+                Step::Wait => break,
+                Step::Become(phase) => self.enter(index, phase),
+                Step::ShutWrite => self.shut_write(index),
+                Step::Run(call) => {
+                    if !self.run_call(index, call) {
+                        return;
                     }
-                    Mode::Pool { .. } => return self.run_session(index, token, session, call),
+                }
+                Step::Close(reason) => return self.close_slot(index, reason),
+                Step::Abandon => {
+                    let e = io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "closed before it connected",
+                    );
+                    return self.fail_dial(index, e);
                 }
             }
-            if conn.shutdown_write && !output_pending {
-                conn.shutdown_write = false;
-                if !slot.write_shut {
-                    slot.write_shut = true;
-                    sys::shutdown_write(slot.fd.as_raw_fd());
+        }
+        self.settle(index);
+    }
+
+    /// Takes what other threads sent into the output and puts the output on the wire,
+    /// unless the phase does not write, the socket is full or a send is in flight.
+    fn send(&mut self, index: usize) {
+        let now = self.now;
+        let slot = &mut self.slab[index];
+        let token = slot.token(index);
+        let fd = slot.fd.as_raw_fd();
+        let Holder::Home(session) = &mut slot.holder else {
+            return;
+        };
+        let conn = session.conn();
+        conn.take_outbox();
+        if slot.phase.writes() && slot.sending == Sending::Idle {
+            let wire = conn.link.wire(&mut conn.output);
+            if !wire.is_empty() {
+                let result = self.driver.send(fd, token, wire);
+                let left = !wire.is_empty();
+                match result {
+                    Ok(Sent::Now(_)) if left => slot.sending = Sending::AwaitingRoom,
+                    Ok(Sent::Now(_)) => {}
+                    Ok(Sent::InFlight) => slot.sending = Sending::InFlight,
+                    Err(e) => conn.link.write_error = Some(e.kind()),
                 }
             }
-            // Nothing to run: give back buffers an idle connection does not need. The
-            // input buffer waits for the output to be sent, as replies may share it
+        }
+        let counters = &self.remote.counters;
+        let sent = conn.link.take_sent(&mut conn.output);
+        if sent > 0 {
+            bump(&counters.bytes_out, sent);
+            slot.timers.wrote(now);
+        }
+        bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
+    }
+
+    /// Moves the connection to `phase`, doing what entering it takes.
+    fn enter(&mut self, index: usize, phase: Phase) {
+        let slot = &mut self.slab[index];
+        match phase {
+            Phase::Opening => {
+                slot.timers.phase_deadline = None;
+                slot.shared.mark_open();
+            }
+            Phase::Draining(_) => {
+                if let Some(session) = slot.session() {
+                    session.conn().link.close_transport();
+                }
+            }
+            _ => {}
+        }
+        slot.phase = phase;
+    }
+
+    /// Shuts the write side, after the transport's closing message has been sent.
+    fn shut_write(&mut self, index: usize) {
+        let slot = &mut self.slab[index];
+        let fd = slot.fd.as_raw_fd();
+        let Some(session) = slot.session() else {
+            return;
+        };
+        let conn = session.conn();
+        if conn.link.close_transport() {
+            // Its closing message goes out first; the table comes back here after.
+            return;
+        }
+        conn.requests.shutdown_write = false;
+        if !slot.write_shut {
+            slot.write_shut = true;
+            sys::shutdown_write(fd);
+        }
+    }
+
+    /// Runs `call` for a home session: inline (returns `true`: it is home again), or by
+    /// sending it to a worker (returns `false`).
+    fn run_call(&mut self, index: usize, call: Call) -> bool {
+        let slot = &mut self.slab[index];
+        match call {
+            Call::Timer(key) => slot.timers.take_due(key),
+            Call::Wake => {
+                slot.shared.take_wake();
+            }
+            Call::Drain => {
+                slot.backpressured = false;
+                slot.shared.take_drain();
+            }
+            Call::Connect | Call::Requests => {}
+        }
+        let Holder::Home(session) = &mut slot.holder else {
+            unreachable!("run with the session away");
+        };
+        self.pool.provision_tail(&mut session.conn().output);
+        match self.mode {
+            Mode::Inline => {
+                let outcome = dispatch::run(session, call);
+                self.apply_outcome(index, outcome);
+                true
+            }
+            Mode::Pool { .. } => {
+                self.send_away(index, call);
+                false
+            }
+        }
+    }
+
+    /// Sends a home session to a worker to run `call`.
+    fn send_away(&mut self, index: usize, call: Call) {
+        let slot = &mut self.slab[index];
+        let token = slot.token(index);
+        let Holder::Home(mut session) =
+            std::mem::replace(&mut slot.holder, Holder::Away(Away::default()))
+        else {
+            unreachable!("sending away a session that is away");
+        };
+        let conn = session.conn();
+        let watched = conn.timeouts != crate::conn::Timeouts::default()
+            || !conn.requests.timers.is_empty()
+            || slot.timers.has_deadlines();
+        if let Holder::Away(away) = &mut slot.holder {
+            away.input_taken = conn.input.len();
+        }
+        // If the poller already needs the session back to make progress (the peer hung
+        // up, a close is decided, reading is paused until the handler consumes), its
+        // hand-back must wake it.
+        if slot.reading != Reading::Open || matches!(slot.phase, Phase::Closing(_)) {
+            self.want_back(index);
+        }
+        // The hand-back may come without waking this poller; a connection with
+        // deadlines keeps a wheel entry so they are checked meanwhile.
+        if watched {
+            self.recheck_later(index);
+        }
+        self.dispatch_job(Job {
+            poller: self.remote.index,
+            kind: JobKind::Serve {
+                token,
+                session,
+                call,
+            },
+        });
+    }
+
+    /// Nothing more to do for now: give back buffers an idle connection does not need,
+    /// publish its figures, and bring the driver's interest and the timers in line.
+    fn settle(&mut self, index: usize) {
+        let slot = &mut self.slab[index];
+        if let Holder::Home(session) = &mut slot.holder {
+            let conn = session.conn();
+            let pending = conn.link.pending(&conn.output);
+            // The input buffer waits for the output to be sent, as replies may share it
             // (`Input::next`): returned earlier it could not be reused, only dropped.
-            if conn.input.is_empty() && conn.output.is_empty() && conn.input.buf.capacity() > 0 {
+            if conn.input.is_empty() && pending == 0 && conn.input.buf.capacity() > 0 {
                 self.pool.put(&mut conn.input.buf);
             }
             if conn.output.is_empty() && conn.output.tail.capacity() > 0 {
                 self.pool.put(&mut conn.output.tail);
             }
-            slot.shared.publish_output_pending(conn.output.len());
-            self.report_buffers(index);
-            self.update_interest(index);
-            self.rearm(index);
-            return;
+            if let Some(wire_in) = conn.link.idle_wire_in() {
+                self.pool.put(wire_in);
+            }
+            slot.shared.publish_output_pending(pending);
         }
+        self.report_buffers(index);
+        self.update_interest(index);
+        self.rearm(index);
     }
 
     /// Updates the poller's buffered-bytes gauges with this connection's current figures.
-    fn report_buffers(&mut self, index: usize) {
+    pub(super) fn report_buffers(&mut self, index: usize) {
         let slot = &mut self.slab[index];
-        let (input, output) = match slot.session.as_mut() {
-            Some(s) => {
-                let conn = s.conn();
-                (conn.input.len(), conn.output.len())
+        let (input, output) = match &mut slot.holder {
+            Holder::Home(session) => {
+                let conn = session.conn();
+                (conn.input.len(), conn.link.pending(&conn.output))
             }
             // Away: the output is the worker's business until it returns.
-            None => (slot.away_input, slot.reported_out),
+            Holder::Away(away) => (away.input_taken + away.incoming.len(), slot.reported.output),
         };
-        let input = input + slot.incoming.len();
         let counters = &self.remote.counters;
-        shift(&counters.buffered_input, slot.reported_in, input);
-        shift(&counters.buffered_output, slot.reported_out, output);
-        slot.reported_in = input;
-        slot.reported_out = output;
+        shift(&counters.buffered_input, slot.reported.input, input);
+        shift(&counters.buffered_output, slot.reported.output, output);
+        slot.reported = Gauges { input, output };
     }
 
     /// Brings the driver's interest for a connection in line with its state.
     pub(super) fn update_interest(&mut self, index: usize) {
         let draining = self.draining.is_some();
-        // A driver that sends the output itself needs no writability reports.
-        let ring_sends = self.ring_sends;
-        let slot = &mut self.slab[index];
         let (high, low) = (self.config.input_high_water, self.config.input_low_water);
-        let (buffered, limit, closing, write) = match slot.session.as_mut() {
-            Some(session) => {
-                let conn = session.conn();
-                (
-                    conn.input.len() + slot.incoming.len(),
-                    // A declared frame larger than the mark must be able to arrive.
-                    high.max(conn.input.want),
-                    conn.close_requested,
-                    !conn.output.is_empty(),
-                )
-            }
-            None => (slot.away_input + slot.incoming.len(), high, false, false),
-        };
-        // Hysteresis: pause at the high-water mark, resume at the low-water mark.
-        if slot.paused {
-            // Resume at the low-water mark, or at once if a want() raised the limit past
-            // what is buffered.
-            if buffered <= low || (limit > high && buffered < limit) {
-                slot.paused = false;
-            }
-        } else if buffered >= limit {
-            slot.paused = true;
-        }
-        // Past the low-water mark (or away on a worker, where the poller cannot see
-        // the handler consume) a connection reads one buffer per turn, so a completion
-        // backend's receives cannot overshoot the input mark by a whole burst.
-        let limited = buffered >= low || slot.session.is_none();
-        if limited != slot.reads_limited {
-            slot.reads_limited = limited;
-            let token = Token::conn(index, slot.generation);
-            self.driver.limit_reads(token, limited);
-        }
         let slot = &mut self.slab[index];
-        let read = !closing && !draining && !slot.paused;
-        let wanted = Interest {
-            read: read && !slot.peer_closed && slot.pending_close.is_none(),
-            write: write && slot.pending_close.is_none() && !ring_sends,
-        };
-        if wanted == slot.interest && slot.registered {
+        if slot.phase == Phase::Connecting {
             return;
         }
-        if slot.paused {
+        let token = slot.token(index);
+        let away = !slot.is_home();
+        let (buffered, limit) = match &mut slot.holder {
+            // A declared frame larger than the mark must be able to arrive.
+            Holder::Home(session) => {
+                let input = &session.conn().input;
+                (input.len(), high.max(input.want))
+            }
+            Holder::Away(a) => (a.input_taken + a.incoming.len(), high),
+        };
+        // Hysteresis: pause at the high-water mark, resume at the low-water mark, or at
+        // once if a want() raised the limit past what is buffered.
+        match slot.reading {
+            Reading::Open if buffered >= limit => slot.reading = Reading::Paused,
+            Reading::Paused if buffered <= low || (limit > high && buffered < limit) => {
+                slot.reading = Reading::Open
+            }
+            _ => {}
+        }
+        // Past the low-water mark (or away on a worker, where the poller cannot see the
+        // handler consume) a connection reads one buffer per turn, so a completion
+        // backend's receives cannot overshoot the input mark by a whole burst.
+        self.driver.pace_reads(token, buffered >= low || away);
+        let wanted = Interest {
+            read: slot.reading == Reading::Open && slot.phase.reads() && !draining,
+            write: slot.sending == Sending::AwaitingRoom && slot.phase.writes(),
+        };
+        if slot.registered == Some(wanted) {
+            return;
+        }
+        if slot.reading == Reading::Paused {
             // Away, only the session's return can resume reading: make it wake us.
-            self.await_session(index);
+            self.want_back(index);
         }
         let slot = &mut self.slab[index];
         let fd = slot.fd.as_raw_fd();
-        let token = Token::conn(index, slot.generation);
-        if slot.peer_closed && !wanted.read && !wanted.write {
+        if slot.reading == Reading::Ended && wanted == Interest::NONE {
             // A hung-up socket stays readable/hung-up forever under level triggering:
             // stop watching it altogether until it is closed.
-            if slot.registered {
-                let _ = self.driver.delete(fd, token);
-                slot.registered = false;
+            if slot.registered.take().is_some() {
+                let _ = self.driver.deregister(fd, token);
             }
-        } else if slot.registered {
-            let _ = self.driver.modify(fd, token, wanted);
-        } else {
-            let _ = self.driver.add(fd, token, wanted);
-            slot.registered = true;
+            return;
         }
-        slot.interest = wanted;
+        let result = if slot.registered.is_some() {
+            self.driver.reregister(fd, token, wanted)
+        } else {
+            self.driver.register(fd, token, wanted)
+        };
+        if result.is_ok() {
+            slot.registered = Some(wanted);
+        }
     }
 
     /// Closes the socket and runs `on_close`. The session must be home.
-    pub(super) fn finalize(&mut self, index: usize, reason: CloseReason) {
-        let mut slot = self.slab.remove(index);
-        let mut session = slot.session.take().expect("finalize with the session away");
+    pub(super) fn close_slot(&mut self, index: usize, reason: CloseReason) {
+        let slot = self.slab.remove(index);
+        let token = slot.token(index);
+        let Slot {
+            fd,
+            shared,
+            holder,
+            reported,
+            ..
+        } = slot;
+        let Holder::Home(mut session) = holder else {
+            unreachable!("closing a connection whose handler is away");
+        };
         // Cancels what is pending on the socket; io_uring closes it once nothing can
         // touch it any more, epoll at once.
-        self.driver
-            .close(slot.fd, Token::conn(index, slot.generation));
-        slot.shared.mark_closed();
+        self.driver.close(fd, token);
+        shared.mark_closed(None);
         let conn = session.conn();
-        bump(
-            &self.remote.counters.bytes_out,
-            std::mem::take(&mut conn.output.sent),
-        );
-        bump(
-            &self.remote.counters.handler_calls,
-            std::mem::take(&mut conn.calls),
-        );
+        let counters = &self.remote.counters;
+        bump(&counters.bytes_out, conn.link.take_sent(&mut conn.output));
+        bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
         self.pool.put(&mut conn.input.buf);
-        self.pool.put(&mut slot.incoming);
-        let counters = &self.remote.counters;
-        shift(&counters.buffered_input, slot.reported_in, 0);
-        shift(&counters.buffered_output, slot.reported_out, 0);
+        if let Some(wire_in) = conn.link.idle_wire_in() {
+            self.pool.put(wire_in);
+        }
+        shift(&counters.buffered_input, reported.input, 0);
+        shift(&counters.buffered_output, reported.output, 0);
         tracing::debug!(parent: &conn.span, %reason, "connection closed");
-        let counters = &self.remote.counters;
         bump(&counters.closed[reason.slot()], 1);
         counters
             .active
             .store(self.slab.len() as u64, Ordering::Relaxed);
         self.remote.assigned.fetch_sub(1, Ordering::Relaxed);
-        if let Some(d) = self.draining.as_mut() {
-            if slot.busy_at_drain && reason != CloseReason::ShutdownForced {
-                d.report.drained += 1;
-            }
-        }
-        if !slot.connected {
-            // on_connect never returned: there is no state for on_close.
-            return;
-        }
         match &mut self.mode {
             Mode::Inline => {
                 if dispatch::close(session, reason) {
@@ -583,11 +641,35 @@ impl Poller {
     }
 }
 
-impl Slot {
-    /// Enters the connection's tracing span for callbacks run by the poller.
-    fn shared_span(&mut self) -> Option<tracing::span::EnteredSpan> {
-        self.session
-            .as_mut()
-            .map(|s| s.conn().span.clone().entered())
+/// The facts [`state::next`] decides on, for a home connection; also notes that the
+/// output reached its mark (which makes `on_drain` owed once it falls back).
+fn facts_of(slot: &mut Slot, config: &Config, server_draining: bool) -> Facts {
+    let timer_due = slot.timers.first_due();
+    let peer_closed = slot.reading == Reading::Ended;
+    let shutdown_write = !slot.write_shut;
+    let Holder::Home(session) = &mut slot.holder else {
+        unreachable!("facts of an away connection");
+    };
+    let conn = session.conn();
+    let pending = conn.link.pending(&conn.output);
+    let asked = conn.shared.asked();
+    if pending >= config.output_high_water {
+        slot.backpressured = true;
+    }
+    Facts {
+        write_error: conn.link.write_error,
+        decode_error: conn.link.decode_error,
+        transport_ready: conn.link.is_ready(),
+        close_requested: asked.close,
+        input_over_limit: conn.input.over_limit,
+        server_draining,
+        peer_closed,
+        output_pending: pending > 0,
+        output_over_mark: pending >= config.output_high_water,
+        input_ready: conn.input.ready(),
+        timer_due,
+        wake_requested: asked.wake,
+        drain_due: (slot.backpressured || asked.drain) && pending < config.output_high_water / 2,
+        shutdown_write_requested: conn.requests.shutdown_write && shutdown_write,
     }
 }

@@ -1,70 +1,103 @@
 //! The per-core loop.
 //!
-//! A poller thread owns a driver (epoll or io_uring), a slab of connections, a buffer pool and, for
-//! some balance policies, listeners. Everything it owns is touched by that thread only;
-//! other threads talk to it through its [`Remote`]: a command queue (new connections,
-//! cross-thread sends, shutdown) and a completion queue (sessions coming back from
-//! workers), plus a waker that is only written when the poller is actually asleep.
+//! A poller thread owns a driver (epoll or io_uring), a slab of connections, a buffer pool,
+//! a timer wheel and, for some balance policies, listeners. Everything it owns is touched
+//! by that thread only; other threads talk to it through its [`Remote`]: a command queue
+//! (new connections, dials, notifications, fan-out, shutdown) and a hand-back queue
+//! (sessions coming back from workers), behind a [`Doorbell`](doorbell::Doorbell) that
+//! writes the waker only when the poller is asleep.
+//!
+//! The files:
+//!
+//! * `state.rs`: a connection's states and the transition table (pure, unit-tested);
+//! * `slot.rs`: what the poller keeps per connection;
+//! * `connection.rs`: adopting, reading, sending, and [`Poller::advance`], which applies
+//!   the table after anything happened to a connection;
+//! * `dial.rs`: outbound connections until they are connected;
+//! * `accept.rs`, `fanout.rs`, `timeouts.rs`, `shutdown.rs`: what their names say;
+//! * `doorbell.rs`: the cross-thread wake-up protocol.
 
 mod accept;
 mod connection;
+mod dial;
+mod doorbell;
+mod fanout;
 mod shutdown;
+mod slot;
+mod state;
 mod timeouts;
 
 pub use accept::Balance;
 pub(crate) use accept::{Balancer, Listener};
+pub(crate) use dial::Outbound;
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use std::{io, thread};
 
+use bytes::Bytes;
 use crossbeam_queue::{ArrayQueue, SegQueue};
 use slab::Slab;
 
 use crate::buf::BufPool;
+use crate::conn::group::Shard;
 use crate::conn::ConnShared;
-use crate::dispatch::{Job, WorkerPool};
-use crate::driver::{Driver, Epoll, Event, TokenKind, Uring, Waker};
-use crate::session::{Factory, Session};
-use crate::stats::Counters;
+use crate::dispatch::{Job, Outcome, WorkerPool};
+use crate::driver::{Driver, Epoll, Event, Token, TokenKind, Uring, Waker};
+use crate::session::Hooks;
+use crate::stats::{bump, Counters};
 use crate::timer::{Entry, TimerWheel};
+use crate::transport::{Transport, TransportFactory};
 use crate::ShutdownReport;
 
-use connection::Slot;
+use doorbell::{Doorbell, Ring};
+use slot::Slot;
 
 /// Settings every poller shares.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Config {
     pub(crate) read_buffer_size: usize,
     pub(crate) pooled_buffers: usize,
     pub(crate) input_high_water: usize,
     pub(crate) input_low_water: usize,
     pub(crate) output_high_water: usize,
+    pub(crate) max_want: usize,
     pub(crate) queue_capacity: usize,
     pub(crate) timeouts: crate::conn::Timeouts,
+    pub(crate) handshake_timeout: Duration,
     pub(crate) max_connections: Option<usize>,
+    pub(crate) nodelay: bool,
     pub(crate) tcp_keepalive: Option<Duration>,
     /// Smallest io_uring send made zero-copy (`None`: never).
     pub(crate) zero_copy_send: Option<usize>,
+    /// The transport of accepted connections (`None`: plain TCP).
+    pub(crate) transport: Option<TransportFactory>,
 }
 
-/// A connection handed to a poller to own: accepted by another poller, or dialed.
+/// A connection handed to a poller to own: accepted by another poller.
 pub(crate) struct Adopt {
     pub(crate) fd: OwnedFd,
-    /// Created by whoever hands the connection over, so a dialer can return a
-    /// [`ConnHandle`](crate::ConnHandle) without waiting for the poller.
+    /// Created by whoever hands the connection over.
     pub(crate) shared: Arc<ConnShared>,
-    pub(crate) factory: Arc<dyn Factory>,
+    pub(crate) hooks: Arc<dyn Hooks>,
+    pub(crate) transport: Option<Box<dyn Transport>>,
 }
 
 /// Messages from other threads to a poller.
 pub(crate) enum Command {
     Adopt(Adopt),
-    /// Data or a close request is waiting in this connection's outbox.
+    /// Open an outbound connection.
+    Dial(Outbound),
+    /// Data, a wake or a close request is waiting for this connection.
     Notify(Arc<ConnShared>),
+    /// Queue `data` on every member of `shard` (all of them on this poller).
+    FanOut {
+        shard: Arc<Shard>,
+        data: Bytes,
+    },
     /// Close the listeners and acknowledge.
     StopAccepting(Sender<()>),
     /// Close idle connections, let busy ones finish until `deadline`, then report
@@ -75,12 +108,13 @@ pub(crate) enum Command {
     },
 }
 
-/// A finished job coming back from a worker.
-pub(crate) enum Completion {
+/// A worker handing a session back to its poller after running its handler (or after
+/// running `on_close`, when there is no session left).
+pub(crate) enum Handback {
     Served {
-        token: crate::driver::Token,
-        session: Box<dyn Session>,
-        panicked: bool,
+        token: Token,
+        session: Box<dyn crate::session::Session>,
+        outcome: Outcome,
     },
     Closed {
         panicked: bool,
@@ -90,20 +124,11 @@ pub(crate) enum Completion {
 /// The half of a poller that other threads may touch.
 pub(crate) struct Remote {
     pub(crate) index: usize,
-    waker: Waker,
-    sleeping: AtomicBool,
+    doorbell: Doorbell<Waker>,
     commands: SegQueue<Command>,
-    completions: ArrayQueue<Completion>,
+    handbacks: ArrayQueue<Handback>,
     /// Connections assigned to this poller and not yet closed (LeastConnections).
     pub(crate) assigned: AtomicUsize,
-    /// Sessions out on workers that the poller has news for (input, a send, a hang-up):
-    /// their completions must wake it.
-    awaited: AtomicUsize,
-    /// Every completion must wake the poller (it is draining or has a backlog).
-    eager: AtomicBool,
-    /// The poller thread has left its loop (normally, or by a panic inside netloop):
-    /// commands pushed from now on are dropped at once.
-    exited: AtomicBool,
     pub(crate) counters: Counters,
 }
 
@@ -111,75 +136,56 @@ impl Remote {
     pub(crate) fn new(index: usize, queue_capacity: usize) -> io::Result<Arc<Remote>> {
         Ok(Arc::new(Remote {
             index,
-            waker: Waker::new()?,
-            sleeping: AtomicBool::new(false),
+            doorbell: Doorbell::new(Waker::new()?),
             commands: SegQueue::new(),
-            completions: ArrayQueue::new(queue_capacity.max(1)),
+            handbacks: ArrayQueue::new(queue_capacity.max(1)),
             assigned: AtomicUsize::new(0),
-            awaited: AtomicUsize::new(0),
-            eager: AtomicBool::new(false),
-            exited: AtomicBool::new(false),
             counters: Counters::default(),
         }))
     }
 
-    /// Queues a command and wakes the poller if it sleeps.
+    /// Queues a command and wakes the poller if it sleeps; if the poller has left its
+    /// loop, the command is dropped at once (see [`Command`]'s discard rules).
     pub(crate) fn push(&self, cmd: Command) {
         self.commands.push(cmd);
-        fence(Ordering::SeqCst);
-        if self.exited.load(Ordering::Relaxed) {
-            // Nobody will process it: drop it so whoever waits on it sees it is gone.
+        if self.doorbell.ring() == Ring::Gone {
             self.discard_commands();
-            return;
         }
-        self.wake_if_sleeping();
     }
 
-    /// Marks the poller gone and drops its queued commands: a handed-over socket is
-    /// closed (its handle reports closed), a shutdown waiting on an acknowledgement sees
-    /// the sender disconnect.
+    /// Marks the poller gone and drops its queued commands.
     fn mark_exited(&self) {
-        self.exited.store(true, Ordering::SeqCst);
+        self.doorbell.close();
         self.discard_commands();
     }
 
+    /// Drops queued commands nobody will process: a handed-over socket is closed and a
+    /// dial fails (their handles report closed), a shutdown waiting on an acknowledgement
+    /// sees the sender disconnect.
     fn discard_commands(&self) {
         while let Some(cmd) = self.commands.pop() {
-            if let Command::Adopt(a) = cmd {
-                a.shared.mark_closed();
+            match cmd {
+                Command::Adopt(a) => a.shared.mark_closed(None),
+                Command::Dial(d) => d.abandon(),
+                _ => {}
             }
         }
     }
 
-    /// Hands a finished job back. `urgent` says the poller has work to do with it
-    /// (output still queued, a close); otherwise the poller is woken only if it waits for
-    /// this or any session, and a sleeping poller picks the completion up on its next
-    /// turn. The worker has already sent the reply, so in the common case no wake-up
-    /// system call is made at all.
-    pub(crate) fn complete(&self, mut completion: Completion, urgent: bool) {
+    /// Hands a session back. `urgent` says the poller has work to do with it (output
+    /// still queued, a close); otherwise the poller is woken only if it waits for this
+    /// or every session (see the doorbell's protocol).
+    pub(crate) fn hand_back(&self, mut handback: Handback, urgent: bool) {
         // Never full: a poller has at most `queue_capacity` jobs out at once.
-        while let Err(back) = self.completions.push(completion) {
-            completion = back;
+        while let Err(back) = self.handbacks.push(handback) {
+            handback = back;
             thread::yield_now();
         }
-        fence(Ordering::SeqCst);
-        if urgent || self.eager.load(Ordering::Relaxed) || self.awaited.load(Ordering::Relaxed) > 0
-        {
-            self.wake_if_sleeping();
-        }
-    }
-
-    fn wake_if_sleeping(&self) {
-        // Pairs with the fence in `Poller::sleep`: either the poller sees the queued item
-        // before blocking, or this thread sees `sleeping` and writes the eventfd.
-        fence(Ordering::SeqCst);
-        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
-            self.waker.wake();
-        }
+        self.doorbell.ring_for_hand_back(urgent);
     }
 
     fn has_work(&self) -> bool {
-        !self.commands.is_empty() || !self.completions.is_empty()
+        !self.commands.is_empty() || !self.handbacks.is_empty()
     }
 }
 
@@ -199,6 +205,8 @@ pub(crate) enum Mode {
 struct Draining {
     deadline: Instant,
     forced: bool,
+    /// Connections that were busy when the drain began: each ends drained or forced.
+    busy: u64,
     report: ShutdownReport,
     done: Sender<ShutdownReport>,
 }
@@ -228,13 +236,12 @@ pub(crate) struct Poller {
     config: Arc<Config>,
     draining: Option<Draining>,
     wheel: TimerWheel,
-    /// The driver sends output itself (io_uring with inline dispatch); workers in Pool
-    /// mode write to their sockets directly, so they never use it.
-    ring_sends: bool,
     /// The time of the current turn, read once after each wait.
     now: Instant,
     /// Scratch space for due timer entries (kept to reuse its capacity).
     due: Vec<Entry>,
+    /// Scratch space for a fan-out's members.
+    fanout_targets: Vec<Token>,
 }
 
 impl Poller {
@@ -246,22 +253,24 @@ impl Poller {
         config: Arc<Config>,
         backend: crate::Backend,
     ) -> io::Result<Poller> {
+        let waker = remote.doorbell.waker();
         let mut driver = match backend {
             crate::Backend::IoUring => {
-                Driver::Uring(Box::new(Uring::new(&remote.waker, config.zero_copy_send)?))
+                // With inline dispatch the poller holds every connection, so the ring can
+                // send for it; in Pool mode workers write their connections themselves.
+                let submit_sends = matches!(mode, Mode::Inline);
+                Driver::Uring(Box::new(Uring::new(
+                    waker,
+                    submit_sends,
+                    config.zero_copy_send,
+                )?))
             }
-            _ => Driver::Epoll(Epoll::new(&remote.waker)?),
+            _ => Driver::Epoll(Epoll::new(waker)?),
         };
         for (i, l) in listeners.iter().enumerate() {
-            driver.add(
-                l.raw_fd(),
-                crate::driver::Token::listener(i),
-                accept::LISTEN,
-            )?;
+            driver.register(l.raw_fd(), Token::listener(i), accept::LISTEN)?;
         }
-        let ring_sends = driver.sends_output() && matches!(mode, Mode::Inline);
         Ok(Poller {
-            ring_sends,
             driver,
             slab: Slab::new(),
             next_generation: 0,
@@ -274,6 +283,7 @@ impl Poller {
             wheel: TimerWheel::new(Instant::now()),
             now: Instant::now(),
             due: Vec::new(),
+            fanout_targets: Vec::new(),
             remote,
         })
     }
@@ -289,10 +299,10 @@ impl Poller {
             return;
         }
         loop {
-            self.take_completions();
+            self.take_handbacks();
             self.take_commands();
             self.submit_backlog();
-            self.update_eager();
+            self.update_every_return();
             if self.check_deadlines() {
                 continue;
             }
@@ -320,17 +330,17 @@ impl Poller {
         self.exit();
     }
 
-    /// Blocks in the driver unless other threads left work in the queues.
+    /// Blocks in the driver unless other threads left work in the queues (the
+    /// doorbell's P1–P4).
     fn sleep(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.remote.sleeping.store(true, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
+        self.remote.doorbell.prepare_to_sleep();
         let timeout = if self.remote.has_work() {
             Some(Duration::ZERO)
         } else {
             timeout
         };
         let result = self.driver.wait(timeout);
-        self.remote.sleeping.store(false, Ordering::Relaxed);
+        self.remote.doorbell.awake();
         result
     }
 
@@ -347,20 +357,20 @@ impl Poller {
         }
     }
 
-    fn take_completions(&mut self) {
-        while let Some(c) = self.remote.completions.pop() {
+    fn take_handbacks(&mut self) {
+        while let Some(h) = self.remote.handbacks.pop() {
             if let Mode::Pool { in_flight, .. } = &mut self.mode {
                 *in_flight -= 1;
             }
-            match c {
-                Completion::Served {
+            match h {
+                Handback::Served {
                     token,
                     session,
-                    panicked,
-                } => self.session_returned(token, session, panicked),
-                Completion::Closed { panicked } => {
+                    outcome,
+                } => self.session_returned(token, session, outcome),
+                Handback::Closed { panicked } => {
                     if panicked {
-                        crate::stats::bump(&self.remote.counters.panics, 1);
+                        bump(&self.remote.counters.panics, 1);
                     }
                 }
             }
@@ -369,9 +379,12 @@ impl Poller {
 
     fn take_commands(&mut self) {
         while let Some(cmd) = self.remote.commands.pop() {
+            bump(&self.remote.counters.commands, 1);
             match cmd {
                 Command::Adopt(a) => self.adopt(a),
+                Command::Dial(d) => self.dial(d),
                 Command::Notify(shared) => self.notified(shared),
+                Command::FanOut { shard, data } => self.fan_out(&shard, data),
                 Command::StopAccepting(ack) => {
                     self.stop_accepting();
                     let _ = ack.send(());
@@ -404,15 +417,13 @@ impl Poller {
         }
     }
 
-    /// Completions must wake this poller while it drains or has a backlog to submit.
-    fn update_eager(&mut self) {
-        let eager = match &self.mode {
+    /// Every hand-back must wake this poller while it drains or has a backlog.
+    fn update_every_return(&mut self) {
+        let every = match &self.mode {
             Mode::Inline => false,
             Mode::Pool { backlog, .. } => self.draining.is_some() || !backlog.is_empty(),
         };
-        if self.remote.eager.load(Ordering::Relaxed) != eager {
-            self.remote.eager.store(eager, Ordering::SeqCst);
-        }
+        self.remote.doorbell.want_every_return(every);
     }
 
     /// Queues a job for the pool (Pool mode only).
@@ -452,5 +463,14 @@ impl Poller {
             }
         }
         acted
+    }
+
+    /// A fresh generation for a slot, so tokens of the connection that held it before
+    /// (and of earlier attempts of a dial) never match.
+    fn next_generation(&mut self) -> u32 {
+        let generation = self.next_generation;
+        self.next_generation =
+            (self.next_generation + 1) & ((1 << crate::driver::GENERATION_BITS) - 1);
+        generation
     }
 }

@@ -1,13 +1,14 @@
 //! Graceful shutdown on one poller: close idle connections at once, let busy ones
 //! finish, cut off what is left at the deadline, report, exit.
 
+use std::io;
+use std::os::fd::AsRawFd;
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
+use super::state::Phase;
 use super::{Draining, Mode, Poller};
 use crate::{sys, CloseReason, ShutdownReport};
-
-use std::os::fd::AsRawFd;
 
 impl Poller {
     pub(super) fn begin_drain(&mut self, deadline: Instant, done: Sender<ShutdownReport>) {
@@ -15,21 +16,34 @@ impl Poller {
         self.draining = Some(Draining {
             deadline,
             forced: false,
+            busy: 0,
             report: ShutdownReport::default(),
             done,
         });
         let indices: Vec<usize> = self.slab.iter().map(|(i, _)| i).collect();
         for index in indices {
             let slot = &mut self.slab[index];
+            let connecting = slot.phase == Phase::Connecting;
             if slot.is_idle() {
                 if let Some(d) = self.draining.as_mut() {
                     d.report.idle_closed += 1;
                 }
-                self.finalize(index, CloseReason::Shutdown);
+                if connecting {
+                    let e = io::Error::new(
+                        io::ErrorKind::ConnectionAborted,
+                        "the runtime is shutting down",
+                    );
+                    self.fail_dial(index, e);
+                } else {
+                    self.close_slot(index, CloseReason::Shutdown);
+                }
             } else {
-                slot.busy_at_drain = true;
+                if let Some(d) = self.draining.as_mut() {
+                    d.busy += 1;
+                }
                 // Stops reading: nothing new is started while draining.
                 self.update_interest(index);
+                self.advance(index);
             }
         }
     }
@@ -45,13 +59,14 @@ impl Poller {
                 d.report.forced += 1;
             }
             let slot = &mut self.slab[index];
-            if slot.session.is_some() {
-                self.finalize(index, CloseReason::ShutdownForced);
+            slot.phase = Phase::Closing(CloseReason::ShutdownForced);
+            if slot.is_home() {
+                self.close_slot(index, CloseReason::ShutdownForced);
             } else {
                 // The handler is still running on a worker: the peer is cut off now, the
                 // socket is closed and on_close runs when the handler returns.
-                slot.pending_close = Some(CloseReason::ShutdownForced);
                 sys::shutdown(slot.fd.as_raw_fd());
+                self.want_back(index);
             }
         }
     }
@@ -67,9 +82,12 @@ impl Poller {
         self.draining.is_some() && self.slab.is_empty() && idle_pool
     }
 
-    /// Reports the drain. Commands still queued are dropped by the exit guard.
+    /// Reports the drain: every connection busy at its start either finished (drained)
+    /// or was cut off at the deadline (forced). Commands still queued are dropped by the
+    /// exit guard.
     pub(super) fn exit(&mut self) {
-        if let Some(d) = self.draining.take() {
+        if let Some(mut d) = self.draining.take() {
+            d.report.drained = d.busy.saturating_sub(d.report.forced);
             let _ = d.done.send(d.report);
         }
     }

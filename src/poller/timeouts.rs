@@ -1,17 +1,21 @@
-//! Read, write, idle and user timeouts of one poller's connections, on its
-//! [`TimerWheel`](crate::timer::TimerWheel).
+//! A poller's connection deadlines on its [`TimerWheel`](crate::timer::TimerWheel): the
+//! read, write and idle timeouts, the handler's keyed timers, and the deadline of the
+//! current phase (a dial's start time or connect timeout, a handshake timeout).
 //!
-//! Each connection keeps the start of each timeout window; the deadline is the start
-//! plus the connection's configured timeout. Only the earliest deadline has an entry in
-//! the wheel (see the wheel's docs for why re-arming is O(1) and allocation-free).
+//! Each connection keeps the start of each timeout window and its timers' deadlines; the
+//! wheel holds one entry per connection, for the earliest of them (see the wheel's docs
+//! for why re-arming is O(1) and allocation-free). When it fires, the connection's
+//! deadlines are looked at again: what passed acts, the rest is scheduled anew.
 
 use std::time::{Duration, Instant};
 
+use super::slot::Holder;
+use super::state::Phase;
 use super::Poller;
 use crate::conn::Timeouts;
-use crate::CloseReason;
+use crate::{CloseReason, TimerKey};
 
-/// A connection's timer state.
+/// A connection's deadlines.
 pub(crate) struct SlotTimers {
     /// Last time bytes moved in either direction (idle timeout).
     pub(super) last_activity: Instant,
@@ -21,10 +25,13 @@ pub(crate) struct SlotTimers {
     write_since: Option<Instant>,
     /// Some output was sent since the last re-arm.
     write_progress: bool,
-    /// The handler's own timer ([`Conn::set_timer`](crate::Conn::set_timer)).
-    user_deadline: Option<Instant>,
-    /// The user timer expired; `on_timer` runs when the session is home.
-    pub(super) user_due: bool,
+    /// The handler's armed timers and their deadlines (a few at most: searched in order;
+    /// the vector keeps its capacity, so re-arming does not allocate).
+    armed: Vec<(TimerKey, Instant)>,
+    /// Timers that expired and whose `on_timer` has not run, in the order they expired.
+    due: Vec<TimerKey>,
+    /// The deadline of the connection's current phase, if it has one.
+    pub(super) phase_deadline: Option<Instant>,
     /// The tick of this connection's live wheel entry.
     tick: Option<u64>,
 }
@@ -36,14 +43,16 @@ impl SlotTimers {
             read_since: None,
             write_since: None,
             write_progress: false,
-            user_deadline: None,
-            user_due: false,
+            armed: Vec::new(),
+            due: Vec::new(),
+            phase_deadline: None,
             tick: None,
         }
     }
 
-    pub(super) fn has_user_deadline(&self) -> bool {
-        self.user_deadline.is_some()
+    /// Whether a deadline other than the timeouts is set.
+    pub(super) fn has_deadlines(&self) -> bool {
+        !self.armed.is_empty() || self.phase_deadline.is_some()
     }
 
     /// Output moved.
@@ -51,37 +60,76 @@ impl SlotTimers {
         self.last_activity = now;
         self.write_progress = true;
     }
+
+    /// The first expired timer whose `on_timer` has not run.
+    pub(super) fn first_due(&self) -> Option<TimerKey> {
+        self.due.first().copied()
+    }
+
+    /// `on_timer(key)` is about to run.
+    pub(super) fn take_due(&mut self, key: TimerKey) {
+        if let Some(i) = self.due.iter().position(|&k| k == key) {
+            self.due.remove(i);
+        }
+    }
+
+    /// Carries out the handler's arm and cancel requests, in order; `armed_at` is when
+    /// they are taken (deadlines count from then, never from earlier).
+    fn apply(&mut self, requests: &mut Vec<(TimerKey, Option<Duration>)>, armed_at: Instant) {
+        for (key, after) in requests.drain(..) {
+            self.due.retain(|&k| k != key);
+            match (self.armed.iter_mut().find(|(k, _)| *k == key), after) {
+                (Some(entry), Some(after)) => entry.1 = armed_at + after,
+                (None, Some(after)) => self.armed.push((key, armed_at + after)),
+                (Some(_), None) => self.armed.retain(|(k, _)| *k != key),
+                (None, None) => {}
+            }
+        }
+    }
+
+    /// Moves the timers whose deadline passed to the due list; returns whether any did.
+    fn expire(&mut self, now: Instant) -> bool {
+        let before = self.due.len();
+        let due = &mut self.due;
+        self.armed.retain(|&(key, at)| {
+            if now >= at {
+                due.push(key);
+                false
+            } else {
+                true
+            }
+        });
+        self.due.len() > before
+    }
 }
 
 /// How often the deadlines of a connection whose handler is on a worker are looked at:
-/// its completion may come back without waking the poller.
+/// its hand-back may come back without waking the poller.
 const AWAY_RECHECK: Duration = Duration::from_millis(50);
 
-/// Which timeout expired first.
-enum Expired {
-    Close(CloseReason),
-    UserTimer,
-}
-
 impl Poller {
-    /// Restarts or clears a home connection's timeout windows from its current state and
-    /// makes sure the wheel holds an entry for its earliest deadline.
+    /// Restarts or clears a home connection's timeout windows from its current state,
+    /// takes its timer requests, and makes sure the wheel holds an entry for its earliest
+    /// deadline.
     pub(super) fn rearm(&mut self, index: usize) {
         let now = self.now;
+        let output_high_water = self.config.output_high_water;
         let slot = &mut self.slab[index];
-        let Some(session) = slot.session.as_mut() else {
+        let phase_deadline = slot.timers.phase_deadline;
+        let Holder::Home(session) = &mut slot.holder else {
             return;
         };
         let conn = session.conn();
         let t = &mut slot.timers;
         if conn.timeouts == Timeouts::default()
-            && t.user_deadline.is_none()
-            && conn.timer_request.is_none()
+            && t.armed.is_empty()
+            && conn.requests.timers.is_empty()
+            && phase_deadline.is_none()
         {
             // Nothing to time (the common case for servers without timeouts): skip the
             // window bookkeeping; windows start when a timeout is first set.
             conn.input.progressed = false;
-            conn.timeouts_changed = false;
+            conn.requests.timeouts_changed = false;
             t.write_progress = false;
             t.read_since = None;
             t.write_since = None;
@@ -90,32 +138,34 @@ impl Poller {
         // Above the output mark the server itself holds requests back (backpressure):
         // the peer is not slow to send, it is slow to read, which the write timeout
         // covers.
-        let withheld = conn.output.len() >= self.config.output_high_water;
+        let pending = conn.link.pending(&conn.output);
+        let withheld = pending >= output_high_water;
         if conn.input.is_empty() || withheld {
             t.read_since = None;
         } else if conn.input.progressed || t.read_since.is_none() {
             t.read_since = Some(now);
         }
         conn.input.progressed = false;
-        conn.timeouts_changed = false;
-        if conn.output.is_empty() {
+        conn.requests.timeouts_changed = false;
+        if pending == 0 {
             t.write_since = None;
         } else if t.write_progress || t.write_since.is_none() {
             t.write_since = Some(now);
         }
         t.write_progress = false;
-        if let Some(request) = conn.timer_request.take() {
+        if !conn.requests.timers.is_empty() {
             // Measured from now, not from the start of this turn: the handler asked
             // after the turn began, and a timer must never fire early by its clock.
-            let armed = Instant::now();
-            t.user_deadline = request.map(|after| armed + after);
+            t.apply(&mut conn.requests.timers, Instant::now());
         }
         let limits = conn.timeouts;
+        let earliest_timer = t.armed.iter().map(|&(_, at)| at).min();
         let deadline = [
             t.read_since.zip(limits.read).map(|(s, d)| s + d),
             t.write_since.zip(limits.write).map(|(s, d)| s + d),
             limits.idle.map(|d| t.last_activity + d),
-            t.user_deadline,
+            earliest_timer,
+            t.phase_deadline,
         ]
         .into_iter()
         .flatten()
@@ -130,7 +180,7 @@ impl Poller {
     fn schedule(&mut self, index: usize, at: Instant) {
         let slot = &mut self.slab[index];
         let tick = self.wheel.tick_of(at);
-        if slot.timers.tick.map_or(true, |scheduled| tick < scheduled) {
+        if slot.timers.tick.is_none_or(|scheduled| tick < scheduled) {
             slot.timers.tick = Some(self.wheel.insert(at, index, slot.generation));
         }
     }
@@ -157,44 +207,54 @@ impl Poller {
         self.due = due;
     }
 
-    /// Closes the connection, or runs its timer, if one of its deadlines passed;
-    /// otherwise schedules the next one.
+    /// Acts on whichever of the connection's deadlines passed; schedules the next one.
     fn check_timeouts(&mut self, index: usize) {
         let now = self.now;
         let slot = &mut self.slab[index];
-        let Some(session) = slot.session.as_mut() else {
+        let phase_passed = slot.timers.phase_deadline.is_some_and(|d| now >= d);
+        match slot.phase {
+            Phase::Connecting => {
+                if phase_passed {
+                    return self.dial_deadline(index);
+                }
+                return self.rearm(index);
+            }
+            Phase::Handshaking if phase_passed => {
+                slot.timers.phase_deadline = None;
+                slot.phase = slot.phase.abort(CloseReason::HandshakeTimeout);
+                return self.advance(index);
+            }
+            _ => {}
+        }
+        let Holder::Home(session) = &mut slot.holder else {
             // The handler is still running on a worker (a finished one would have been
             // taken back at the top of this turn): look again later.
             self.recheck_later(index);
             return;
         };
-        let limits = session.conn().timeouts;
+        let conn = session.conn();
+        let limits = conn.timeouts;
         let t = &mut slot.timers;
-        let passed = |since: Option<Instant>, limit: Option<std::time::Duration>| {
+        let passed = |since: Option<Instant>, limit: Option<Duration>| {
             since.zip(limit).is_some_and(|(s, d)| now >= s + d)
         };
         let expired = if passed(t.write_since, limits.write) {
-            Some(Expired::Close(CloseReason::WriteTimeout))
+            Some(CloseReason::WriteTimeout)
         } else if passed(t.read_since, limits.read) {
-            Some(Expired::Close(CloseReason::ReadTimeout))
+            Some(CloseReason::ReadTimeout)
         } else if passed(Some(t.last_activity), limits.idle) {
-            Some(Expired::Close(CloseReason::IdleTimeout))
-        } else if t.user_deadline.is_some_and(|d| now >= d) {
-            Some(Expired::UserTimer)
+            Some(CloseReason::IdleTimeout)
         } else {
             None
         };
-        match expired {
-            Some(Expired::Close(reason)) => {
-                tracing::debug!(parent: &session.conn().span, %reason, "timeout");
-                self.finalize(index, reason);
-            }
-            Some(Expired::UserTimer) => {
-                t.user_deadline = None;
-                t.user_due = true;
-                self.settle(index);
-            }
-            None => self.rearm(index),
+        if let Some(reason) = expired {
+            tracing::debug!(parent: &conn.span, %reason, "timeout");
+            slot.phase = slot.phase.abort(reason);
+            return self.advance(index);
         }
+        if t.expire(now) {
+            return self.advance(index);
+        }
+        self.rearm(index);
     }
 }

@@ -1,9 +1,11 @@
 //! [`Builder`]: every server setting, with its default.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Addr, AddrParseError, Balance, Dispatch, Error, Handler, ServerHandle};
+use crate::transport::{Transport, TransportFactory};
+use crate::{Addr, AddrParseError, Balance, ConnInfo, Dispatch, Error, Handler, ServerHandle};
 
 use super::start;
 
@@ -58,7 +60,7 @@ impl IntoAddr for String {
 /// let report = server.shutdown(Duration::from_secs(5));
 /// println!("{report:?}");
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Builder {
     pub(super) listeners: Vec<Addr>,
     pub(super) bad_addrs: Vec<AddrParseError>,
@@ -82,6 +84,23 @@ pub struct Builder {
     pub(super) backend: crate::Backend,
     pub(super) fail_io_uring_probe: bool,
     pub(super) zero_copy_send: Option<usize>,
+    pub(super) max_want: usize,
+    pub(super) handshake_timeout: Duration,
+    pub(super) connect_timeout: Duration,
+    pub(super) transport: Option<TransportFactory>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("listeners", &self.listeners)
+            .field("pollers", &self.pollers)
+            .field("dispatch", &self.dispatch)
+            .field("balance", &self.balance)
+            .field("backend", &self.backend)
+            .field("transport", &self.transport.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Builder {
@@ -109,6 +128,10 @@ impl Default for Builder {
             backend: crate::Backend::default(),
             fail_io_uring_probe: false,
             zero_copy_send: None,
+            max_want: crate::conn::DEFAULT_WANT_LIMIT,
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            transport: None,
         }
     }
 }
@@ -188,6 +211,44 @@ impl Builder {
     /// once its buffered input is at or below this. Default: half the high-water mark.
     pub fn input_low_water(mut self, bytes: usize) -> Builder {
         self.input_low_water = Some(bytes);
+        self
+    }
+
+    /// The most input a handler may ask to have buffered with
+    /// [`Input::want`](crate::Input::want): a `want` above it closes the connection with
+    /// [`CloseReason::InputLimit`](crate::CloseReason::InputLimit), so a length a peer
+    /// declares can never make the server buffer without bound. Protocol layers check
+    /// their own limits below it (and answer with their own error). Default: 64 MiB.
+    pub fn max_want(mut self, bytes: usize) -> Builder {
+        self.max_want = bytes;
+        self
+    }
+
+    /// The transport of every accepted connection (TLS, say): `make` is called for each
+    /// one after [`on_prepare`](crate::Handler::on_prepare) admitted it; an error refuses
+    /// the connection (counted in [`Stats::rejected`](crate::Stats::rejected)). See
+    /// [`netloop::transport`](crate::transport). Default: plain TCP.
+    pub fn transport<F>(mut self, make: F) -> Builder
+    where
+        F: Fn(&ConnInfo) -> std::io::Result<Box<dyn Transport>> + Send + Sync + 'static,
+    {
+        self.transport = Some(Arc::new(make));
+        self
+    }
+
+    /// How long a transport's handshake may take (from the connection's start) before
+    /// the connection closes with
+    /// [`CloseReason::HandshakeTimeout`](crate::CloseReason::HandshakeTimeout). Plain TCP
+    /// has no handshake. Default: 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Builder {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The default connect timeout of dials ([`Dialer::connect_timeout`](crate::Dialer::connect_timeout)).
+    /// Default: 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Builder {
+        self.connect_timeout = timeout;
         self
     }
 
@@ -293,11 +354,12 @@ impl Builder {
                 "no listener: call listen() before serve(), or start() for a dial-only loop".into(),
             ));
         }
-        start::start(self, Some(crate::session::HandlerFactory::shared(handler)))
+        start::start(self, Some(crate::session::hooks(handler)))
     }
 
-    /// Starts the pollers without listeners, for outbound connections made with
-    /// [`ServerHandle::dial`].
+    /// Starts the pollers without listeners: the client runtime, for outbound connections
+    /// made with a [`Dialer`](crate::Dialer) ([`ServerHandle::dialer`]). A load generator
+    /// or a client with thousands of connections runs on it.
     ///
     /// # Errors
     /// As [`serve`](Builder::serve), except that listeners are not required.
@@ -345,12 +407,19 @@ impl Builder {
             ("read_timeout", self.read_timeout),
             ("write_timeout", self.write_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("handshake_timeout", Some(self.handshake_timeout)),
+            ("connect_timeout", Some(self.connect_timeout)),
         ] {
             if t == Some(Duration::ZERO) {
                 return Err(Error::Config(format!(
                     "{name}(0) would close every connection at once"
                 )));
             }
+        }
+        if self.max_want == 0 {
+            return Err(Error::Config(
+                "max_want(0) would refuse every handler that waits for a frame".into(),
+            ));
         }
         if self.max_connections == Some(0) {
             return Err(Error::Config(

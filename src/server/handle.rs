@@ -6,24 +6,19 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::conn::ConnShared;
+use crate::dial::{DialShared, IntoTarget};
 use crate::dispatch::WorkerPool;
-use crate::poller::{Adopt, Balancer, Command, Remote};
-use crate::session::HandlerFactory;
-use crate::{sys, Addr, ConnHandle, Error, Handler, ShutdownReport, Stats};
-
-use super::IntoAddr;
+use crate::poller::{Command, Remote};
+use crate::{Addr, ConnHandle, Dialer, Error, Handler, ShutdownReport, Stats};
 
 /// Everything `start` hands to a new handle.
 pub(super) struct Parts {
     pub(super) remotes: Vec<Arc<Remote>>,
-    pub(super) balancer: Arc<Balancer>,
+    pub(super) dial: Arc<DialShared>,
+    pub(super) connect_timeout: Duration,
     pub(super) local_addrs: Vec<Addr>,
     pub(super) unix_paths: Vec<PathBuf>,
     pub(super) pool: Option<Arc<WorkerPool>>,
-    pub(super) nodelay: bool,
-    pub(super) output_high_water: usize,
-    pub(super) tcp_keepalive: Option<Duration>,
     pub(super) backend: crate::Backend,
 }
 
@@ -37,8 +32,6 @@ struct Control {
 
 struct Inner {
     parts: Parts,
-    /// `true` once a shutdown began; dialers hold the read side while handing over.
-    stopping: RwLock<bool>,
     pollers: Mutex<Vec<JoinHandle<()>>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     control: Mutex<Control>,
@@ -88,7 +81,6 @@ impl ServerHandle {
         ServerHandle {
             inner: Arc::new(Inner {
                 parts,
-                stopping: RwLock::new(false),
                 pollers: Mutex::new(Vec::new()),
                 workers: Mutex::new(Vec::new()),
                 control: Mutex::new(Control::default()),
@@ -145,48 +137,28 @@ impl ServerHandle {
         }
     }
 
-    /// Opens an outbound connection to `addr` (waiting at most `timeout` for the
-    /// connect) and gives it to a poller, driven by `handler` exactly like an accepted
-    /// connection (`on_prepare` is not called). Returns once the socket is connected;
-    /// `on_connect` runs on the poller (or a worker) right after.
+    /// A [`Dialer`] for outbound connections on this runtime's pollers.
+    pub fn dialer(&self) -> Dialer {
+        Dialer::new(
+            self.inner.parts.dial.clone(),
+            self.inner.parts.connect_timeout,
+        )
+    }
+
+    /// Opens an outbound connection to `target` with a connect timeout of `timeout`:
+    /// `self.dialer().connect_timeout(timeout).dial(target, handler)` (see
+    /// [`Dialer::dial`]). Returns at once; [`ConnHandle::wait_open`] waits for the
+    /// outcome.
     ///
     /// # Errors
-    /// [`Error::ShuttingDown`] once a shutdown began; [`Error::Config`] for an invalid
-    /// address string; [`Error::Io`] if the connect fails or times out
-    /// (`ErrorKind::TimedOut`).
+    /// As [`Dialer::dial`].
     pub fn dial<H: Handler>(
         &self,
-        addr: impl IntoAddr,
+        target: impl IntoTarget,
         timeout: Duration,
         handler: H,
     ) -> Result<ConnHandle, Error> {
-        let addr = addr.into_addr().map_err(|e| Error::Config(e.to_string()))?;
-        if *read(&self.inner.stopping) {
-            return Err(Error::ShuttingDown);
-        }
-        let (fd, local) = sys::connect_blocking(&addr, timeout)?;
-        if let Addr::Tcp(_) = addr {
-            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-            if self.inner.parts.nodelay {
-                sys::set_nodelay(raw)?;
-            }
-            if let Some(idle) = self.inner.parts.tcp_keepalive {
-                sys::set_keepalive(raw, idle)?;
-            }
-        }
-        let stopping = read(&self.inner.stopping);
-        if *stopping {
-            return Err(Error::ShuttingDown);
-        }
-        let remote = self.inner.parts.balancer.choose(None, true);
-        let shared = ConnShared::create(remote, addr, local, self.inner.parts.output_high_water);
-        let handle = ConnHandle::new(shared.clone());
-        remote.push(Command::Adopt(Adopt {
-            fd,
-            shared,
-            factory: HandlerFactory::shared(handler),
-        }));
-        Ok(handle)
+        self.dialer().connect_timeout(timeout).dial(target, handler)
     }
 
     /// Blocks until a [`Stopper`] asks for a shutdown (or another thread calls
@@ -220,6 +192,8 @@ impl ServerHandle {
         {
             let mut stopping = self
                 .inner
+                .parts
+                .dial
                 .stopping
                 .write()
                 .unwrap_or_else(|p| p.into_inner());
@@ -301,7 +275,7 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        if !*read(&self.inner.stopping) {
+        if !*read(&self.inner.parts.dial.stopping) {
             self.shutdown(Duration::ZERO);
         }
     }

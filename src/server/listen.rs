@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::poller::Listener;
-use crate::session::Factory;
+use crate::session::Hooks;
 use crate::{sys, Addr, Balance, Error};
 
 use super::Builder;
@@ -21,14 +21,14 @@ pub(super) struct Bound {
 pub(super) fn bind(
     b: &Builder,
     pollers: usize,
-    factory: Option<&Arc<dyn Factory>>,
+    hooks: Option<&Arc<dyn Hooks>>,
 ) -> Result<Bound, Error> {
     let mut bound = Bound {
         per_poller: (0..pollers).map(|_| Vec::new()).collect(),
         local_addrs: Vec::new(),
         unix_paths: Vec::new(),
     };
-    let Some(factory) = factory else {
+    let Some(hooks) = hooks else {
         return Ok(bound);
     };
     let bind_err = |addr: &Addr, source| Error::Bind {
@@ -44,7 +44,7 @@ pub(super) fn bind(
             bound.unix_paths.push(path.clone());
         }
         let listener =
-            |fd, shared| Listener::new(fd, index, real.clone(), factory.clone(), b.nodelay, shared);
+            |fd, shared| Listener::new(fd, index, real.clone(), hooks.clone(), b.nodelay, shared);
         if reuse_port {
             // One socket per poller on the same (now known) port; the kernel balances.
             bound.per_poller[0].push(listener(first, false));

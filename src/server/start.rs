@@ -3,15 +3,16 @@
 use std::sync::Arc;
 use std::thread;
 
+use crate::dial::DialShared;
 use crate::dispatch::WorkerPool;
 use crate::poller::{Balancer, Config, Mode, Poller, Remote};
-use crate::session::Factory;
+use crate::session::Hooks;
 use crate::{sys, Dispatch, Error, ServerHandle};
 
 use super::handle::Parts;
 use super::{listen, Builder};
 
-pub(super) fn start(b: Builder, factory: Option<Arc<dyn Factory>>) -> Result<ServerHandle, Error> {
+pub(super) fn start(b: Builder, hooks: Option<Arc<dyn Hooks>>) -> Result<ServerHandle, Error> {
     b.validate()?;
     let backend = crate::Backend::resolve(b.backend, b.fail_io_uring_probe)?;
     let cpus = sys::allowed_cpus();
@@ -24,21 +25,25 @@ pub(super) fn start(b: Builder, factory: Option<Arc<dyn Factory>>) -> Result<Ser
         input_high_water: b.input_high_water,
         input_low_water: b.input_low_water.unwrap_or(b.input_high_water / 2),
         output_high_water: b.output_high_water,
+        max_want: b.max_want,
         queue_capacity: b.queue_capacity,
         timeouts: crate::conn::Timeouts {
             read: b.read_timeout,
             write: b.write_timeout,
             idle: b.idle_timeout,
         },
+        handshake_timeout: b.handshake_timeout,
         max_connections: b.max_connections,
+        nodelay: b.nodelay,
         tcp_keepalive: b.tcp_keepalive,
         zero_copy_send: b.zero_copy_send,
+        transport: b.transport.clone(),
     });
     let remotes = (0..pollers)
         .map(|i| Remote::new(i, b.queue_capacity))
         .collect::<std::io::Result<Vec<_>>>()?;
     let balancer = Arc::new(Balancer::new(b.balance, remotes.clone()));
-    let bound = listen::bind(&b, pollers, factory.as_ref())?;
+    let bound = listen::bind(&b, pollers, hooks.as_ref())?;
     let pool = match b.dispatch {
         Dispatch::Inline => None,
         Dispatch::Pool { threads } => Some(WorkerPool::new(threads, b.queue_capacity * pollers)),
@@ -64,13 +69,11 @@ pub(super) fn start(b: Builder, factory: Option<Arc<dyn Factory>>) -> Result<Ser
     }
     let handle = ServerHandle::new(Parts {
         remotes: remotes.clone(),
-        balancer,
+        dial: Arc::new(DialShared::new(balancer, b.output_high_water)),
+        connect_timeout: b.connect_timeout,
         local_addrs: bound.local_addrs,
         unix_paths: bound.unix_paths,
         pool: pool.clone(),
-        nodelay: b.nodelay,
-        output_high_water: b.output_high_water,
-        tcp_keepalive: b.tcp_keepalive,
         backend,
     });
     for (i, poller) in loops.into_iter().enumerate() {

@@ -6,8 +6,8 @@ mod socket;
 
 pub(crate) use affinity::{allowed_cpus, pin_current_thread};
 pub(crate) use socket::{
-    accept, connect_blocking, listen, local_addr, peer_addr, set_keepalive, set_nodelay, shutdown,
-    shutdown_write,
+    accept, connect_nonblocking, listen, local_addr, peer_addr, set_keepalive, set_nodelay,
+    shutdown, shutdown_write, socket_error, socket_for, to_sockaddr as sockaddr, AcceptError,
 };
 
 use std::io::{self, IoSlice};
@@ -36,6 +36,30 @@ pub(crate) fn read_into(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
     // SAFETY: the kernel initialised exactly `n` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
     Ok(n)
+}
+
+/// Sends as much of `queue` as the socket takes now: one gathered write of up to 64
+/// segments, another only if all of them went and more are queued. The bytes sent are
+/// consumed from the queue and returned (0 if the socket buffer is full).
+pub(crate) fn send_queue(fd: RawFd, queue: &mut crate::conn::Output) -> io::Result<usize> {
+    let mut sent = 0;
+    while !queue.is_empty() {
+        let mut slices = [IoSlice::new(&[]); crate::conn::MAX_IOVECS];
+        let (count, total) = queue.io_slices(&mut slices);
+        let n = match send_vectored(fd, &slices[..count]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        queue.advance(n);
+        sent += n;
+        if n < total {
+            // The socket buffer is full: another write now would only return EAGAIN.
+            break;
+        }
+    }
+    Ok(sent)
 }
 
 /// One gathered `sendmsg(2)` (`send(2)` for a single segment) with `MSG_NOSIGNAL`, so a peer that has gone raises

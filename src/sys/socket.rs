@@ -1,8 +1,8 @@
 //! Listening, accepting and connecting sockets.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
-use std::time::{Duration, Instant};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -20,7 +20,8 @@ fn to_addr(sa: &SockAddr) -> Addr {
     )
 }
 
-fn to_sockaddr(addr: &Addr) -> io::Result<SockAddr> {
+/// An address in the kernel's form.
+pub(crate) fn to_sockaddr(addr: &Addr) -> io::Result<SockAddr> {
     match addr {
         Addr::Tcp(a) => Ok(SockAddr::from(*a)),
         Addr::Unix(p) => SockAddr::unix(p),
@@ -117,53 +118,66 @@ pub(crate) fn shutdown(fd: RawFd) {
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
 
-/// Connects to `addr` within `timeout`, returning a non-blocking socket and both ends'
-/// addresses.
-pub(crate) fn connect_blocking(addr: &Addr, timeout: Duration) -> io::Result<(OwnedFd, Addr)> {
+/// A new non-blocking, close-on-exec stream socket for connecting to `addr`, and the
+/// address in the kernel's form.
+pub(crate) fn socket_for(addr: &Addr) -> io::Result<(OwnedFd, SockAddr)> {
     let socket = Socket::new(domain_of(addr), Type::STREAM.nonblocking().cloexec(), None)?;
     let target = to_sockaddr(addr)?;
-    match socket.connect(&target) {
-        Ok(()) => {}
-        Err(e)
-            if e.raw_os_error() == Some(libc::EINPROGRESS)
-                || e.kind() == io::ErrorKind::WouldBlock =>
-        {
-            wait_writable(socket.as_raw_fd(), timeout)?;
-            if let Some(e) = socket.take_error()? {
-                return Err(e);
-            }
-        }
-        Err(e) => return Err(e),
-    }
-    let local = to_addr(&socket.local_addr()?);
     // SAFETY: into_raw_fd gives up socket2's ownership of the descriptor.
-    Ok((unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) }, local))
+    Ok((
+        unsafe { OwnedFd::from_raw_fd(socket.into_raw_fd()) },
+        target,
+    ))
 }
 
-fn wait_writable(fd: RawFd, timeout: Duration) -> io::Result<()> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
-        }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLOUT,
-            revents: 0,
-        };
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd.
-        let ret = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if ret < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+/// Starts a non-blocking connect. `Ok` if it completed or is in progress (the socket
+/// turns writable when it ends); the error if it failed at once.
+pub(crate) fn connect_nonblocking(fd: RawFd, addr: &SockAddr) -> io::Result<()> {
+    // SAFETY: addr holds a valid socket address of the length it reports.
+    let ret = unsafe { libc::connect(fd, addr.as_ptr().cast(), addr.len()) };
+    if ret == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINPROGRESS | libc::EAGAIN | libc::EINTR) => Ok(()),
+        _ => Err(e),
+    }
+}
+
+/// The pending error of a socket (`SO_ERROR`), `Ok` if there is none: how a
+/// non-blocking connect ended.
+pub(crate) fn socket_error(fd: RawFd) -> io::Result<()> {
+    // SAFETY: borrowed for the call only, see local_addr.
+    let socket = std::mem::ManuallyDrop::new(unsafe { Socket::from_raw_fd(fd) });
+    match socket.take_error()? {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+/// What an accept error means for the listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AcceptError {
+    /// One pending connection went wrong (it was aborted, or a signal came): try the
+    /// next.
+    Transient,
+    /// The process or the system ran out of descriptors or memory: pause accepting for
+    /// a while and keep serving the connections there are.
+    Exhausted,
+    /// Anything else: reported, and accepting continues next turn.
+    Other,
+}
+
+impl AcceptError {
+    /// The one place accept errors are classified, for every backend.
+    pub(crate) fn classify(e: &io::Error) -> AcceptError {
+        match e.raw_os_error() {
+            Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => AcceptError::Transient,
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                AcceptError::Exhausted
             }
-            return Err(e);
-        }
-        if ret > 0 {
-            return Ok(());
+            _ => AcceptError::Other,
         }
     }
 }

@@ -9,7 +9,12 @@
 //!   handler can never starve the ring;
 //! * "watch for writable" is a one-shot `POLLOUT` poll, re-armed while it is wanted, which
 //!   gives the level-triggered behaviour the poller expects;
-//! * a listener is a **multishot accept**; the waker's eventfd a multishot poll;
+//! * a listener is a **multishot accept**; the waker's eventfd a multishot poll; a
+//!   dialed socket's connect is a **connect** operation;
+//! * with inline dispatch, output is sent by a **gathered send** operation, one in flight
+//!   per connection, its segments held until the completion; with pool dispatch the
+//!   worker that holds a connection writes it directly, as on epoll, and the ring only
+//!   reports writability;
 //! * pausing reads (backpressure, closing, draining) cancels the receive, resuming
 //!   re-arms it; a receive re-armed on a socket with data completes at once, so nothing
 //!   is lost or reported late;
@@ -35,7 +40,9 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use super::{Event, Interest, Token, Waker};
+use super::{Event, Interest, Sent, Token, Waker};
+use crate::conn::Output;
+use crate::{sys, Addr};
 use buf_ring::BufRing;
 
 /// Submission queue entries per ring; completions get four times as many slots because
@@ -69,6 +76,7 @@ const CANCEL: u64 = 5;
 const SEND: u64 = 6;
 /// A single receive from the large-buffer group.
 const RECV_ONE: u64 = 7;
+const CONNECT: u64 = 8;
 
 fn user_data(kind: u64, token: Token) -> u64 {
     debug_assert_eq!(token.0 & KIND_MASK, 0);
@@ -102,6 +110,9 @@ struct Watch {
     /// bursting, so a peer that floods from the start is read one buffer per turn.
     limited: bool,
     bursting: bool,
+    /// The input operation ended for good (end-of-file, an error): not re-armed until
+    /// the poller re-registers the socket.
+    input_ended: bool,
     /// The writable poll (connections only).
     output: Op,
     /// The gathered send in flight (connections only; at most one).
@@ -111,10 +122,9 @@ struct Watch {
     /// A zero-copy send's result, held until the kernel's notification that it no
     /// longer reads the buffers.
     zero_copy_result: Option<i32>,
-    /// The receive ended for good (end-of-file or an error): do not re-arm it.
-    input_done: bool,
-    /// Accepting stopped on a resource error: re-armed only when asked again.
-    accept_paused: bool,
+    /// The connect in flight (dialed connections), with the address it reads.
+    connect: Op,
+    connect_addr: Option<Box<socket2::SockAddr>>,
 }
 
 impl Watch {
@@ -127,12 +137,13 @@ impl Watch {
             input_multi: false,
             limited: false,
             bursting: true,
+            input_ended: false,
             output: Op::Idle,
             send: Op::Idle,
             send_state: None,
             zero_copy_result: None,
-            input_done: false,
-            accept_paused: false,
+            connect: Op::Idle,
+            connect_addr: None,
         }
     }
 
@@ -140,6 +151,7 @@ impl Watch {
         u8::from(self.input != Op::Idle)
             + u8::from(self.output != Op::Idle)
             + u8::from(self.send != Op::Idle)
+            + u8::from(self.connect != Op::Idle)
     }
 }
 
@@ -179,15 +191,18 @@ impl SendState {
 struct Retiring {
     token: Token,
     _fd: OwnedFd,
-    /// The buffers a cancelled send may still read.
+    /// The buffers a cancelled send may still read, the address a connect may still read.
     _send: Option<Box<SendState>>,
+    _connect_addr: Option<Box<socket2::SockAddr>>,
     ops: u8,
 }
 
-/// The received bytes of the event being handled.
+/// What the completion behind the event being handled delivered, for the poller to
+/// collect with `receive`, `accept`, `connect_result` or `take_error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Received {
+enum Current {
     None,
+    /// Received bytes, in a provided buffer.
     Data {
         token: Token,
         /// From the large-buffer group.
@@ -195,7 +210,14 @@ enum Received {
         bid: u16,
         len: usize,
     },
+    /// The receive ended: end-of-file.
     Eof,
+    /// A listener's new connection.
+    Accepted(RawFd),
+    /// A connect finished: 0 or `-errno`.
+    Connected(i32),
+    /// An operation failed with this errno.
+    Failed(i32),
 }
 
 /// One io_uring instance with its buffers, owned by one poller thread.
@@ -213,18 +235,27 @@ pub(crate) struct Uring {
     /// This turn's completions: (user data, result, flags).
     cqes: Vec<(u64, i32, u32)>,
     cursor: usize,
-    current: Received,
+    current: Current,
     /// Operations submitted whose final completion has not come yet.
     in_flight: usize,
+    /// Sends are submitted to the ring (inline dispatch) rather than written at once.
+    submit_sends: bool,
     /// Smallest send made zero-copy (`None`: never).
     zero_copy_send: Option<usize>,
 }
 
 impl Uring {
-    /// Builds a ring (disabled until [`start`](Uring::start)) and its buffer group.
-    pub(crate) fn new(waker: &Waker, zero_copy_send: Option<usize>) -> io::Result<Uring> {
+    /// Builds a ring (disabled until [`start`](Uring::start)) and its buffer groups.
+    /// With `submit_sends` output goes out through send operations (the poller holds
+    /// every connection: inline dispatch); without it, whoever holds a connection writes
+    /// it at once and the ring reports writability.
+    pub(crate) fn new(
+        waker: &Waker,
+        submit_sends: bool,
+        zero_copy_send: Option<usize>,
+    ) -> io::Result<Uring> {
         let ring = probe::build_ring(SQ_ENTRIES)?;
-        let zero_copy_send = zero_copy_send.filter(|_| {
+        let zero_copy_send = zero_copy_send.filter(|_| submit_sends).filter(|_| {
             let supported = probe::supports(&ring, opcode::SendMsgZc::CODE);
             if !supported {
                 tracing::warn!("the kernel has no zero-copy send; sending by copy");
@@ -244,8 +275,9 @@ impl Uring {
             retiring: Vec::new(),
             cqes: Vec::with_capacity(4 * SQ_ENTRIES as usize),
             cursor: 0,
-            current: Received::None,
+            current: Current::None,
             in_flight: 0,
+            submit_sends,
             zero_copy_send,
         })
     }
@@ -301,8 +333,12 @@ impl Uring {
             .filter(|w| w.token == token)
     }
 
-    /// Starts watching `fd`.
-    pub(crate) fn add(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+    pub(crate) fn register(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         let Some(entry) = self.entry(token, true) else {
             return Ok(());
         };
@@ -314,21 +350,38 @@ impl Uring {
         Ok(())
     }
 
-    /// Changes what `fd` is watched for.
-    pub(crate) fn modify(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+    pub(crate) fn reregister(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
         if let Some(w) = self.watch_mut(token) {
             w.want = interest;
-            w.accept_paused = false;
+            w.input_ended = false;
             self.reconcile(token);
             Ok(())
         } else {
-            self.add(fd, token, interest)
+            self.register(fd, token, interest)
         }
     }
 
-    /// Submits the front of `out` (up to 64 segments) as one gathered send, unless a
-    /// send is in flight for `token` already.
-    pub(crate) fn send(&mut self, token: Token, out: &mut crate::Output) {
+    /// Whether sends complete later (see [`new`](Uring::new)).
+    pub(crate) fn submits_sends(&self) -> bool {
+        self.submit_sends
+    }
+
+    /// Submits the front of `queue` (up to 64 segments) as one gathered send, unless one
+    /// is in flight for `token` already; or, without `submit_sends`, writes it now.
+    pub(crate) fn send(&mut self, fd: RawFd, token: Token, queue: &mut Output) -> io::Result<Sent> {
+        if !self.submit_sends {
+            return sys::send_queue(fd, queue).map(Sent::Now);
+        }
+        self.submit_send(token, queue);
+        Ok(Sent::InFlight)
+    }
+
+    fn submit_send(&mut self, token: Token, queue: &mut Output) {
         let Some(w) = self.watch_mut(token) else {
             return;
         };
@@ -341,7 +394,7 @@ impl Uring {
             .get_or_insert_with(|| Box::new(SendState::new()));
         st.bufs.clear();
         st.iov.clear();
-        st.bufs.extend(out.segments().cloned());
+        st.bufs.extend(queue.segments().cloned());
         if st.bufs.is_empty() {
             return;
         }
@@ -367,13 +420,67 @@ impl Uring {
             return;
         };
         w.send = Op::Armed;
-        out.ring_send = true;
         self.in_flight += 1;
         self.push(&sqe);
     }
 
+    /// Submits a connect of `token`'s socket to `addr`; the address is kept until the
+    /// operation's completion.
+    pub(crate) fn connect(
+        &mut self,
+        fd: RawFd,
+        token: Token,
+        addr: &socket2::SockAddr,
+    ) -> io::Result<()> {
+        let Some(w) = self.watch_mut(token) else {
+            return Err(io::Error::other(
+                "connect on a socket that is not registered",
+            ));
+        };
+        if w.connect != Op::Idle {
+            return Err(io::Error::other("a connect is already in flight"));
+        }
+        let addr = w.connect_addr.insert(Box::new(addr.clone()));
+        let sqe = opcode::Connect::new(types::Fd(fd), addr.as_ptr().cast(), addr.len())
+            .build()
+            .user_data(user_data(CONNECT, token));
+        w.connect = Op::Armed;
+        self.in_flight += 1;
+        self.push(&sqe);
+        Ok(())
+    }
+
+    /// The result the current connect completion delivered.
+    pub(crate) fn connect_result(&mut self, fd: RawFd) -> io::Result<()> {
+        match std::mem::replace(&mut self.current, Current::None) {
+            Current::Connected(0) => Ok(()),
+            Current::Connected(res) | Current::Failed(res) => {
+                Err(io::Error::from_raw_os_error(res.abs()))
+            }
+            _ => sys::socket_error(fd),
+        }
+    }
+
+    /// The error the current completion delivered, or the socket's own.
+    pub(crate) fn take_error(&mut self, fd: RawFd) -> io::Error {
+        match std::mem::replace(&mut self.current, Current::None) {
+            Current::Failed(errno) => io::Error::from_raw_os_error(errno),
+            _ => sys::take_socket_error(fd),
+        }
+    }
+
+    /// The connection the current accept completion delivered (or its error).
+    pub(crate) fn accept(&mut self, _fd: RawFd) -> io::Result<Option<(OwnedFd, Option<Addr>)>> {
+        match std::mem::replace(&mut self.current, Current::None) {
+            // SAFETY: the kernel just created this descriptor for us.
+            Current::Accepted(fd) => Ok(Some((unsafe { OwnedFd::from_raw_fd(fd) }, None))),
+            Current::Failed(errno) => Err(io::Error::from_raw_os_error(errno)),
+            _ => Ok(None),
+        }
+    }
+
     /// Receives one buffer per turn (`limited`) or everything that arrives.
-    pub(crate) fn limit_reads(&mut self, token: Token, limited: bool) {
+    pub(crate) fn pace_reads(&mut self, token: Token, limited: bool) {
         if let Some(w) = self.watch_mut(token) {
             if w.limited != limited {
                 w.limited = limited;
@@ -383,7 +490,7 @@ impl Uring {
     }
 
     /// Stops watching `fd` (its operations are cancelled).
-    pub(crate) fn delete(&mut self, _fd: RawFd, token: Token) -> io::Result<()> {
+    pub(crate) fn deregister(&mut self, _fd: RawFd, token: Token) -> io::Result<()> {
         if let Some(w) = self.watch_mut(token) {
             w.want = Interest::default();
             self.reconcile(token);
@@ -393,20 +500,29 @@ impl Uring {
 
     /// Stops watching `fd` and closes it once no operation can touch it any more.
     pub(crate) fn close(&mut self, fd: OwnedFd, token: Token) {
-        let _ = self.delete(-1, token);
-        let send_armed = self.watch_mut(token).is_some_and(|w| w.send == Op::Armed);
+        let _ = self.deregister(-1, token);
+        let (send_armed, connect_armed) = self.watch_mut(token).map_or((false, false), |w| {
+            (w.send == Op::Armed, w.connect == Op::Armed)
+        });
         if send_armed {
             // The send may be waiting for room the peer will never make.
             self.push(&cancel(user_data(SEND, token)));
         }
-        let (send, ops) = match self.watch_mut(token) {
+        if connect_armed {
+            // The connect may be waiting for a peer that never answers.
+            self.push(&cancel(user_data(CONNECT, token)));
+        }
+        let (send, addr, ops) = match self.watch_mut(token) {
             Some(w) => {
                 if send_armed {
                     w.send = Op::Cancelling;
                 }
-                (w.send_state.take(), w.ops_pending())
+                if connect_armed {
+                    w.connect = Op::Cancelling;
+                }
+                (w.send_state.take(), w.connect_addr.take(), w.ops_pending())
             }
-            None => (None, 0),
+            None => (None, None, 0),
         };
         if let Some(entry) = self.entry(token, false) {
             if entry.as_ref().is_some_and(|w| w.token == token) {
@@ -418,6 +534,7 @@ impl Uring {
                 token,
                 _fd: fd,
                 _send: send,
+                _connect_addr: addr,
                 ops,
             });
         }
@@ -432,7 +549,7 @@ impl Uring {
         let fd = types::Fd(w.fd);
         let mut sqes: [Option<squeue::Entry>; 2] = [None, None];
         let mut armed = 0;
-        let want_input = w.want.read && !w.input_done && !w.accept_paused;
+        let want_input = w.want.read && !w.input_ended;
         // A multishot receive takes everything that arrives; a limited connection gets
         // a single receive instead, one buffer per turn.
         let one_at_a_time = w.limited || w.bursting;
@@ -535,12 +652,14 @@ impl Uring {
         );
     }
 
-    /// Returns the buffer of a receive event nobody took (the connection was gone).
+    /// Gives back what the last event delivered and nobody collected: a receive's
+    /// buffer, an accepted descriptor (closed).
     fn recycle_current(&mut self) {
-        if let Received::Data { bid, big, .. } =
-            std::mem::replace(&mut self.current, Received::None)
-        {
-            self.group(big).push(bid);
+        match std::mem::replace(&mut self.current, Current::None) {
+            Current::Data { bid, big, .. } => self.group(big).push(bid),
+            // SAFETY: the kernel created this descriptor for us and nobody took it.
+            Current::Accepted(fd) => drop(unsafe { OwnedFd::from_raw_fd(fd) }),
+            _ => {}
         }
     }
 
@@ -590,6 +709,7 @@ impl Uring {
                 // SAFETY: the kernel just created this descriptor for us.
                 drop(unsafe { OwnedFd::from_raw_fd(res) });
             }
+
             if !more {
                 self.retired_op(token);
             }
@@ -602,24 +722,28 @@ impl Uring {
                     w.input = Op::Idle;
                 }
                 if res > 0 {
-                    self.current = Received::Data {
+                    self.current = Current::Data {
                         token,
                         big,
                         bid: bid.expect("a receive with data names its buffer"),
                         len: res as usize,
                     };
-                    Some(Event::readable(token))
+                    Some(readable(token))
                 } else if res == 0 {
-                    w.input_done = true;
-                    self.current = Received::Eof;
-                    Some(Event::readable(token))
+                    w.input_ended = true;
+                    self.current = Current::Eof;
+                    Some(readable(token))
                 } else if errno == libc::ENOBUFS || errno == libc::ECANCELED {
                     // Out of buffers: re-armed below, and submitted after this turn
                     // has returned its buffers. Cancelled: re-armed only if wanted.
                     None
                 } else {
-                    w.input_done = true;
-                    Some(Event::failed(token, errno))
+                    w.input_ended = true;
+                    self.current = Current::Failed(errno);
+                    Some(Event {
+                        error: true,
+                        ..Event::new(token)
+                    })
                 }
             }
             POLL_OUT => {
@@ -627,7 +751,11 @@ impl Uring {
                 if errno == libc::ECANCELED {
                     None
                 } else if res < 0 {
-                    Some(Event::failed(token, errno))
+                    self.current = Current::Failed(errno);
+                    Some(Event {
+                        error: true,
+                        ..Event::new(token)
+                    })
                 } else {
                     Some(Event {
                         writable: res & i32::from(libc::POLLOUT) != 0,
@@ -654,8 +782,23 @@ impl Uring {
                     // The kernel is done with them: drop the references now.
                     st.bufs.clear();
                 }
+                let result = if res >= 0 {
+                    Ok(res as usize)
+                } else {
+                    Err(io::Error::from_raw_os_error(-res).kind())
+                };
                 Some(Event {
-                    sent: Some(res),
+                    sent: Some(result),
+                    ..Event::new(token)
+                })
+            }
+            CONNECT => {
+                w.connect = Op::Idle;
+                w.connect_addr = None;
+                self.current = Current::Connected(res);
+                Some(Event {
+                    writable: res == 0,
+                    error: res < 0,
                     ..Event::new(token)
                 })
             }
@@ -664,18 +807,16 @@ impl Uring {
                     w.input = Op::Idle;
                 }
                 if res >= 0 {
-                    Some(Event::accepted(token, res))
+                    self.current = Current::Accepted(res);
+                    Some(readable(token))
                 } else if errno == libc::ECANCELED {
                     None
                 } else {
-                    if matches!(
-                        errno,
-                        libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
-                    ) {
-                        // The poller pauses accepting and asks again later.
-                        w.accept_paused = true;
-                    }
-                    Some(Event::failed(token, errno))
+                    // Not re-armed until the poller has decided what the error means
+                    // (it pauses accepting when descriptors ran out).
+                    w.input_ended = true;
+                    self.current = Current::Failed(errno);
+                    Some(readable(token))
                 }
             }
             _ => None,
@@ -718,16 +859,11 @@ impl Uring {
         self.retiring.len()
     }
 
-    /// Whether the current event carries received bytes or an end-of-file.
-    pub(crate) fn received(&self) -> bool {
-        self.current != Received::None
-    }
-
     /// Appends the bytes of the current receive event to `buf`: `Ok(0)` at end-of-file,
     /// `WouldBlock` if the event carried none.
     pub(crate) fn receive(&mut self, _fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
-        match std::mem::replace(&mut self.current, Received::None) {
-            Received::Data {
+        match std::mem::replace(&mut self.current, Current::None) {
+            Current::Data {
                 token,
                 big,
                 bid,
@@ -745,9 +881,20 @@ impl Uring {
                 }
                 Ok(len)
             }
-            Received::Eof => Ok(0),
-            Received::None => Err(io::ErrorKind::WouldBlock.into()),
+            Current::Eof => Ok(0),
+            Current::Failed(errno) => Err(io::Error::from_raw_os_error(errno)),
+            other => {
+                self.current = other;
+                Err(io::ErrorKind::WouldBlock.into())
+            }
         }
+    }
+}
+
+fn readable(token: Token) -> Event {
+    Event {
+        readable: true,
+        ..Event::new(token)
     }
 }
 

@@ -81,6 +81,8 @@ fn run_probe() -> Result<(), String> {
         (opcode::AcceptMulti::CODE, "ACCEPT"),
         (opcode::PollAdd::CODE, "POLL_ADD"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+        (opcode::SendMsg::CODE, "SENDMSG"),
+        (opcode::Connect::CODE, "CONNECT"),
     ] {
         if !probe.is_supported(code) {
             return Err(format!("the kernel's io_uring lacks the {name} operation"));

@@ -1,0 +1,124 @@
+//! What a poller keeps per connection: the phase, and the facts only the poller owns.
+//!
+//! Everything the handler owns (its input, output, link and requests) is in the
+//! [`Conn`](crate::Conn) inside the session; what other threads may touch is in
+//! [`ConnShared`]. Each fact below is written by the poller only.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::dial::Dialing;
+use super::state::Phase;
+use super::timeouts::SlotTimers;
+use crate::conn::ConnShared;
+use crate::driver::{Interest, Token};
+use crate::session::{Hooks, Session};
+
+/// A connection in a poller's slab.
+pub(crate) struct Slot {
+    pub(super) generation: u32,
+    pub(super) fd: OwnedFd,
+    pub(super) shared: Arc<ConnShared>,
+    /// The driving handler's connection-level callbacks (replaced by a protocol switch).
+    pub(super) hooks: Arc<dyn Hooks>,
+    pub(super) phase: Phase,
+    /// Where the handler is.
+    pub(super) holder: Holder,
+    pub(super) reading: Reading,
+    pub(super) sending: Sending,
+    /// The write side has been shut down (`Conn::shutdown_write`).
+    pub(super) write_shut: bool,
+    /// The output reached its high-water mark (or a send was refused): `on_drain` is owed
+    /// once it falls below half of it.
+    pub(super) backpressured: bool,
+    /// What the driver watches the socket for; `None` while it is not registered.
+    pub(super) registered: Option<Interest>,
+    /// Buffered bytes last added to the poller's gauges.
+    pub(super) reported: Gauges,
+    pub(super) timers: SlotTimers,
+    /// A dial's progress, while `Connecting`.
+    pub(super) dialing: Option<Box<Dialing>>,
+}
+
+/// Where a connection's handler is: in the slab, or on a worker.
+pub(crate) enum Holder {
+    Home(Box<dyn Session>),
+    Away(Away),
+}
+
+/// What the poller keeps for a connection while its handler runs on a worker.
+#[derive(Default)]
+pub(crate) struct Away {
+    /// Bytes read meanwhile (wire bytes: the transport decodes them on return).
+    pub(super) incoming: BytesMut,
+    /// Input the session took with it (an upper bound while it is away: handlers only
+    /// consume).
+    pub(super) input_taken: usize,
+    /// The poller has news for it: counted by the doorbell so its hand-back wakes the
+    /// poller.
+    pub(super) wanted_back: bool,
+}
+
+/// The read side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reading {
+    Open,
+    /// Paused at the input high-water mark until the low-water mark.
+    Paused,
+    /// The peer hung up (end-of-file, reset or error); nothing more comes.
+    Ended,
+}
+
+/// The write side's progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Sending {
+    /// Nothing is waiting on the socket.
+    Idle,
+    /// The socket took part of the output; the rest waits for it to be writable.
+    AwaitingRoom,
+    /// A send submitted to the driver is in flight; its completion reports.
+    InFlight,
+}
+
+/// Bytes a connection has buffered, as last reported to the poller's gauges.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Gauges {
+    pub(super) input: usize,
+    pub(super) output: usize,
+}
+
+impl Slot {
+    pub(super) fn token(&self, index: usize) -> Token {
+        Token::conn(index, self.generation)
+    }
+
+    pub(super) fn is_home(&self) -> bool {
+        matches!(self.holder, Holder::Home(_))
+    }
+
+    pub(super) fn session(&mut self) -> Option<&mut Box<dyn Session>> {
+        match &mut self.holder {
+            Holder::Home(s) => Some(s),
+            Holder::Away(_) => None,
+        }
+    }
+
+    /// Idle for a graceful shutdown: home, nothing left to send, no handler work under way.
+    pub(super) fn is_idle(&mut self) -> bool {
+        let connecting = self.phase == Phase::Connecting;
+        match self.session() {
+            Some(s) => {
+                let conn = s.conn();
+                connecting || conn.link.pending(&conn.output) == 0
+            }
+            None => false,
+        }
+    }
+
+    /// Enters the connection's tracing span for callbacks the poller runs itself.
+    pub(super) fn span(&mut self) -> Option<tracing::span::EnteredSpan> {
+        self.session().map(|s| s.conn().span.clone().entered())
+    }
+}
