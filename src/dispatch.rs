@@ -65,10 +65,11 @@ pub(crate) struct Outcome {
 }
 
 /// Runs the callback `call` names and then `on_request` for as long as it makes progress
-/// (carrying out a protocol switch between calls), then sends the output if the link's
-/// holder writes directly.
-pub(crate) fn run(session: &mut Box<dyn Session>, call: Call) -> Outcome {
-    let span = session.conn().span.clone();
+/// (carrying out a protocol switch between calls). With `flush` (a worker, which holds
+/// the connection alone) it then sends the output itself; on the poller, the poller
+/// sends it right after.
+pub(crate) fn run(session: &mut Session, call: Call, flush: bool) -> Outcome {
+    let span = session.conn.span.clone();
     let _entered = span.enter();
     let mut outcome = Outcome::default();
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -80,11 +81,8 @@ pub(crate) fn run(session: &mut Box<dyn Session>, call: Call) -> Outcome {
             Call::Requests => {}
         }
         loop {
-            if session.conn().requests.switch.is_some() {
-                replace_with_switched(session);
-                outcome.switched = true;
-            }
-            let conn = session.conn();
+            outcome.switched |= session.switch();
+            let conn = &mut session.conn;
             if conn.shared.close_requested() || !conn.input.ready() {
                 break;
             }
@@ -92,7 +90,7 @@ pub(crate) fn run(session: &mut Box<dyn Session>, call: Call) -> Outcome {
             conn.input.want = 0;
             conn.calls += 1;
             session.request();
-            let conn = session.conn();
+            let conn = &mut session.conn;
             if conn.input.consumed == 0 {
                 // An incomplete frame: wait for more bytes (no spin).
                 conn.input.stalled = true;
@@ -106,23 +104,17 @@ pub(crate) fn run(session: &mut Box<dyn Session>, call: Call) -> Outcome {
         outcome.panicked = true;
         return outcome;
     }
-    let conn = session.conn();
-    conn.take_outbox();
-    // A failed flush is remembered in the link and closes the connection.
-    let _ = conn.flush();
+    if flush {
+        let conn = &mut session.conn;
+        conn.take_outbox();
+        // A failed flush is remembered in the link and closes the connection.
+        let _ = conn.flush();
+    }
     outcome
 }
 
-/// Swaps the session for the one its pending switch names. `Session::switch` consumes
-/// the old box, so a zero-sized placeholder (no allocation) holds its place for the two
-/// lines in between; `switch` does not unwind (it catches a panicking state drop).
-fn replace_with_switched(session: &mut Box<dyn Session>) {
-    let old = std::mem::replace(session, Box::new(crate::session::Switching));
-    *session = old.switch();
-}
-
 /// Runs `on_close`, catching a panic. Returns `true` if it panicked.
-pub(crate) fn close(session: Box<dyn Session>, reason: CloseReason) -> bool {
+pub(crate) fn close(session: Box<Session>, reason: CloseReason) -> bool {
     catch_unwind(AssertUnwindSafe(move || session.close(reason))).is_err()
 }
 
@@ -135,11 +127,11 @@ pub(crate) struct Job {
 pub(crate) enum JobKind {
     Serve {
         token: Token,
-        session: Box<dyn Session>,
+        session: Box<Session>,
         call: Call,
     },
     Close {
-        session: Box<dyn Session>,
+        session: Box<Session>,
         reason: CloseReason,
     },
 }
@@ -228,8 +220,8 @@ impl WorkerPool {
                         mut session,
                         call,
                     } => {
-                        let outcome = run(&mut session, call);
-                        let urgent = outcome.panicked || session.conn().needs_poller();
+                        let outcome = run(&mut session, call, true);
+                        let urgent = outcome.panicked || session.conn.needs_poller();
                         remote.hand_back(
                             Handback::Served {
                                 token,

@@ -2,11 +2,12 @@
 //! protocol switch.
 //!
 //! A poller owns connections driven by different handler types (a server's accepted
-//! connections, dialed ones, connections switched to another protocol) side by side, so
-//! it stores each as a `Box<dyn Session>`: the handler, its per-connection state and the
-//! [`Conn`] in one allocation per connection, moved (not shared) to a worker and back in
-//! Pool mode. A protocol switch replaces the box by one of the new handler's type, with
-//! the same `Conn` inside.
+//! connections, dialed ones, connections switched to another protocol) side by side. It
+//! stores each as a boxed [`Session`]: the [`Conn`] as a plain field (the poller touches
+//! it on every turn, so reaching it costs no virtual call) and the handler with its
+//! per-connection state behind a `dyn` [`Behaviour`] (one virtual call per callback). The
+//! box moves, not shared, to a worker and back in Pool mode. A protocol switch replaces
+//! the behaviour in place; the `Conn` stays where it is.
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,25 +16,74 @@ use std::sync::Arc;
 use crate::{CloseReason, Conn, ConnHandle, ConnInfo, Handler, TimerKey};
 
 /// A connection together with the handler driving it and its state.
-pub(crate) trait Session: Send {
-    fn conn(&mut self) -> &mut Conn;
+pub(crate) struct Session {
+    pub(crate) conn: Conn,
+    behaviour: Box<dyn Behaviour>,
+}
+
+impl Session {
     /// Runs `on_connect` and keeps the state it returns.
-    fn connect(&mut self);
+    pub(crate) fn connect(&mut self) {
+        self.behaviour.connect(&mut self.conn)
+    }
+
     /// Runs one `on_request`.
-    fn request(&mut self);
+    pub(crate) fn request(&mut self) {
+        self.behaviour.request(&mut self.conn)
+    }
+
     /// Runs `on_timer` for `key`.
-    fn timer(&mut self, key: TimerKey);
+    pub(crate) fn timer(&mut self, key: TimerKey) {
+        self.behaviour.timer(&mut self.conn, key)
+    }
+
     /// Runs `on_wake`.
-    fn wake(&mut self);
+    pub(crate) fn wake(&mut self) {
+        self.behaviour.wake(&mut self.conn)
+    }
+
     /// Runs `on_drain`.
-    fn drain(&mut self);
+    pub(crate) fn drain(&mut self) {
+        self.behaviour.drain(&mut self.conn)
+    }
+
     /// Runs `on_close` (if `on_connect` completed) and drops everything.
-    fn close(self: Box<Self>, reason: CloseReason);
-    /// Carries out the protocol switch the handler asked for ([`Conn::switch_to`]): the
-    /// `Conn` moves into a session of the new handler; this one's state is dropped.
-    fn switch(self: Box<Self>) -> Box<dyn Session>;
+    pub(crate) fn close(self: Box<Self>, reason: CloseReason) {
+        let Session { conn, behaviour } = *self;
+        drop(conn);
+        behaviour.close(reason);
+    }
+
+    /// Carries out the protocol switch the handler asked for ([`Conn::switch_to`]), if
+    /// it did: the new handler's behaviour replaces the old one, whose state is dropped
+    /// (without `on_close`). Returns whether it switched.
+    pub(crate) fn switch(&mut self) -> bool {
+        let Some(to) = self.conn.requests.switch.take() else {
+            return false;
+        };
+        let old = std::mem::replace(&mut self.behaviour, to.into_behaviour());
+        // A panic in the old state's drop must not take the connection with it.
+        if catch_unwind(AssertUnwindSafe(move || drop(old))).is_err() {
+            tracing::warn!("dropping the previous handler's state panicked");
+        }
+        true
+    }
+
     /// The handler's connection-level callbacks, for the poller to run while the session
     /// may be away.
+    pub(crate) fn hooks(&self) -> Arc<dyn Hooks> {
+        self.behaviour.hooks()
+    }
+}
+
+/// A handler and its per-connection state, type-erased.
+pub(crate) trait Behaviour: Send {
+    fn connect(&mut self, conn: &mut Conn);
+    fn request(&mut self, conn: &mut Conn);
+    fn timer(&mut self, conn: &mut Conn, key: TimerKey);
+    fn wake(&mut self, conn: &mut Conn);
+    fn drain(&mut self, conn: &mut Conn);
+    fn close(self: Box<Self>, reason: CloseReason);
     fn hooks(&self) -> Arc<dyn Hooks>;
 }
 
@@ -41,7 +91,7 @@ pub(crate) trait Session: Send {
 /// creating its session, the peer hanging up, a dial failing. Every [`Handler`] is one.
 pub(crate) trait Hooks: Send + Sync {
     fn prepare(&self, info: &ConnInfo) -> bool;
-    fn session(self: Arc<Self>, conn: Conn) -> Box<dyn Session>;
+    fn session(self: Arc<Self>, conn: Conn) -> Box<Session>;
     fn disconnected(&self, handle: &ConnHandle);
     fn connect_failed(&self, handle: &ConnHandle, error: &io::Error);
 }
@@ -51,11 +101,13 @@ impl<H: Handler> Hooks for H {
         self.on_prepare(info)
     }
 
-    fn session(self: Arc<Self>, conn: Conn) -> Box<dyn Session> {
-        Box::new(TypedSession {
-            handler: self,
-            state: None,
+    fn session(self: Arc<Self>, conn: Conn) -> Box<Session> {
+        Box::new(Session {
             conn,
+            behaviour: Box::new(Typed {
+                handler: self,
+                state: None,
+            }),
         })
     }
 
@@ -73,70 +125,47 @@ pub(crate) fn hooks<H: Handler>(handler: H) -> Arc<dyn Hooks> {
     Arc::new(handler)
 }
 
-struct TypedSession<H: Handler> {
+/// The behaviour of handler type `H`.
+struct Typed<H: Handler> {
     handler: Arc<H>,
     /// `None` until on_connect returns (and forever if it panicked).
     state: Option<H::State>,
-    conn: Conn,
 }
 
-impl<H: Handler> Session for TypedSession<H> {
-    fn conn(&mut self) -> &mut Conn {
-        &mut self.conn
+impl<H: Handler> Behaviour for Typed<H> {
+    fn connect(&mut self, conn: &mut Conn) {
+        self.state = Some(self.handler.on_connect(conn));
     }
 
-    fn connect(&mut self) {
-        self.state = Some(self.handler.on_connect(&mut self.conn));
-    }
-
-    fn request(&mut self) {
+    fn request(&mut self, conn: &mut Conn) {
         if let Some(state) = self.state.as_mut() {
-            self.handler.on_request(state, &mut self.conn);
+            self.handler.on_request(state, conn);
         }
     }
 
-    fn timer(&mut self, key: TimerKey) {
+    fn timer(&mut self, conn: &mut Conn, key: TimerKey) {
         if let Some(state) = self.state.as_mut() {
-            self.handler.on_timer(state, &mut self.conn, key);
+            self.handler.on_timer(state, conn, key);
         }
     }
 
-    fn wake(&mut self) {
+    fn wake(&mut self, conn: &mut Conn) {
         if let Some(state) = self.state.as_mut() {
-            self.handler.on_wake(state, &mut self.conn);
+            self.handler.on_wake(state, conn);
         }
     }
 
-    fn drain(&mut self) {
+    fn drain(&mut self, conn: &mut Conn) {
         if let Some(state) = self.state.as_mut() {
-            self.handler.on_drain(state, &mut self.conn);
+            self.handler.on_drain(state, conn);
         }
     }
 
     fn close(self: Box<Self>, reason: CloseReason) {
-        let TypedSession {
-            handler,
-            state,
-            conn,
-        } = *self;
-        drop(conn);
+        let Typed { handler, state } = *self;
         if let Some(state) = state {
             handler.on_close(state, reason);
         }
-    }
-
-    fn switch(mut self: Box<Self>) -> Box<dyn Session> {
-        let Some(to) = self.conn.requests.switch.take() else {
-            return self;
-        };
-        let TypedSession { state, conn, .. } = *self;
-        let new = to.into_session(conn);
-        // The old protocol's state goes without on_close; a panic in its drop must not
-        // leave the connection without a session.
-        if catch_unwind(AssertUnwindSafe(move || drop(state))).is_err() {
-            tracing::warn!("dropping the previous handler's state panicked");
-        }
-        new
     }
 
     fn hooks(&self) -> Arc<dyn Hooks> {
@@ -147,7 +176,7 @@ impl<H: Handler> Session for TypedSession<H> {
 /// A protocol switch asked for with [`Conn::switch_to`], waiting for the callback to
 /// return.
 pub(crate) trait Switch: Send {
-    fn into_session(self: Box<Self>, conn: Conn) -> Box<dyn Session>;
+    fn into_behaviour(self: Box<Self>) -> Box<dyn Behaviour>;
 }
 
 pub(crate) struct PendingSwitch<H: Handler> {
@@ -156,33 +185,11 @@ pub(crate) struct PendingSwitch<H: Handler> {
 }
 
 impl<H: Handler> Switch for PendingSwitch<H> {
-    fn into_session(self: Box<Self>, conn: Conn) -> Box<dyn Session> {
+    fn into_behaviour(self: Box<Self>) -> Box<dyn Behaviour> {
         let PendingSwitch { handler, state } = *self;
-        Box::new(TypedSession {
+        Box::new(Typed {
             handler,
             state: Some(state),
-            conn,
         })
-    }
-}
-
-/// Holds a session's place while [`Session::switch`] builds its successor; never called.
-pub(crate) struct Switching;
-
-impl Session for Switching {
-    fn conn(&mut self) -> &mut Conn {
-        unreachable!("a session is switching")
-    }
-    fn connect(&mut self) {}
-    fn request(&mut self) {}
-    fn timer(&mut self, _: TimerKey) {}
-    fn wake(&mut self) {}
-    fn drain(&mut self) {}
-    fn close(self: Box<Self>, _: CloseReason) {}
-    fn switch(self: Box<Self>) -> Box<dyn Session> {
-        self
-    }
-    fn hooks(&self) -> Arc<dyn Hooks> {
-        unreachable!("a session is switching")
     }
 }

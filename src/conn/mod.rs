@@ -281,6 +281,12 @@ impl Conn {
         self.requests.switch = Some(Box::new(PendingSwitch { handler, state }));
     }
 
+    /// Whether [`switch_to`](Conn::switch_to) was called in this callback (the switch
+    /// happens when it returns).
+    pub fn is_switching(&self) -> bool {
+        self.requests.switch.is_some()
+    }
+
     /// Whether the poller must act on this connection as soon as its handler returns
     /// (rather than when it next has reason to look at it).
     pub(crate) fn needs_poller(&self) -> bool {

@@ -153,6 +153,16 @@ impl Output {
         self.queue.iter().take(MAX_IOVECS)
     }
 
+    /// The queued bytes if they are one contiguous slice (one segment, or the tail
+    /// alone): sent with a plain `send`.
+    pub(crate) fn only_slice(&self) -> Option<&[u8]> {
+        match (self.queue.len(), self.tail.is_empty()) {
+            (0, _) => Some(&self.tail),
+            (1, true) => self.queue.front().map(|b| &b[..]),
+            _ => None,
+        }
+    }
+
     /// Fills `slices` with the front of the queue for one gathered write, the tail in
     /// place (not sealed: a copy-only reply costs no `Bytes`). Returns the number of slices
     /// and their total length.

@@ -15,7 +15,11 @@
 //! * limits: more headers than [`Http::max_headers`] or a head larger than
 //!   [`Http::max_head_bytes`] get `431`, a body over [`Http::max_body_bytes`] gets `413`,
 //!   a malformed request `400`; each closes the connection after the answer;
-//! * a `Date` header formatted once a second per thread.
+//! * a `Date` header formatted once a second per thread;
+//! * protocol upgrades: a hook set with [`Http::on_upgrade`] sees each request that asks
+//!   for one (with the connection), and may answer `101 Switching Protocols`
+//!   ([`switching_protocols`]) and hand the connection to another handler in place
+//!   ([`Conn::switch_to`]), keeping whatever the peer sent after the request.
 //!
 //! The head parser is public too: [`parse_head`] checks a buffered head against
 //! [`Limits`] and fills a [`Request`], for layers that parse requests themselves.
@@ -33,7 +37,7 @@
 //! ```
 //!
 //! Not supported (yet): chunked request bodies, `Expect: 100-continue` (the body is
-//! simply awaited), HTTP/2, upgrades (the WebSocket layer will add them).
+//! simply awaited), HTTP/2.
 
 mod date;
 mod header;
@@ -44,7 +48,7 @@ mod response;
 pub use header::{has_token, parse_content_length};
 pub use parse::{parse_head, Head, Limits, ParseError};
 pub use request::Request;
-pub use response::Response;
+pub use response::{switching_protocols, Response};
 
 use crate::{Conn, Handler};
 
@@ -67,6 +71,31 @@ where
 pub struct Http<S> {
     service: S,
     limits: Limits,
+    upgrade: Option<Box<UpgradeHook>>,
+}
+
+/// The hook [`Http::on_upgrade`] installs.
+type UpgradeHook = dyn Fn(&Request, &mut Conn) -> Upgrade + Send + Sync + 'static;
+
+/// What an upgrade hook ([`Http::on_upgrade`]) did with a request that asks to switch
+/// protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Upgrade {
+    /// The hook wrote its `101 Switching Protocols` answer ([`switching_protocols`]) and
+    /// called [`Conn::switch_to`]: the HTTP layer answers nothing and reads nothing more;
+    /// bytes after the request go to the new handler.
+    Switched,
+    /// Not an upgrade this hook serves: the service answers the request as usual.
+    Declined,
+    /// A bad upgrade request: the layer answers with this status and reason and closes
+    /// the connection (WebSocket's `400` for a missing key, `426` for a wrong version).
+    Refused {
+        /// The status code.
+        status: u16,
+        /// The reason phrase, also sent as the body.
+        reason: &'static str,
+    },
 }
 
 /// Per-connection state of the HTTP layer.
@@ -84,7 +113,45 @@ impl<S: Service> Http<S> {
         Http {
             service,
             limits: Limits::default(),
+            upgrade: None,
         }
+    }
+
+    /// Sets the hook that sees every request asking to switch protocols (an `Upgrade`
+    /// header and `Connection: upgrade`), after its head and body have been read, with
+    /// the connection. It answers and switches ([`Upgrade::Switched`]), passes the
+    /// request on to the service ([`Upgrade::Declined`]), or refuses it. Without a hook,
+    /// such requests go to the service like any other.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use netloop::http::{switching_protocols, Http, Request, Response, Upgrade};
+    /// use netloop::{handler_fn, Server};
+    ///
+    /// // After the upgrade, the connection is a raw echo.
+    /// let echo = Arc::new(handler_fn(|conn| {
+    ///     let n = conn.input().len();
+    ///     let data = conn.input().next(n);
+    ///     conn.output().write_bytes(data);
+    /// }));
+    /// let http = Http::new(|_: &Request, res: &mut Response<'_>| res.body(b"hello"))
+    ///     .on_upgrade(move |req, conn| {
+    ///         if req.header("upgrade") != Some(&b"echo"[..]) {
+    ///             return Upgrade::Declined;
+    ///         }
+    ///         switching_protocols(conn.output(), &[("Upgrade", "echo"), ("Connection", "Upgrade")]);
+    ///         conn.switch_to(echo.clone(), ());
+    ///         Upgrade::Switched
+    ///     });
+    /// let server = Server::builder().listen("127.0.0.1:8080").serve(http)?;
+    /// # Ok::<(), netloop::Error>(())
+    /// ```
+    pub fn on_upgrade<F>(mut self, hook: F) -> Http<S>
+    where
+        F: Fn(&Request, &mut Conn) -> Upgrade + Send + Sync + 'static,
+    {
+        self.upgrade = Some(Box::new(hook));
+        self
     }
 
     /// Most headers per request (at most 128); more get `431`.
@@ -135,6 +202,28 @@ impl<S: Service> Handler for Http<S> {
                 0 => crate::Bytes::new(),
                 n => input.next(n),
             };
+            if let (true, Some(hook)) = (head.upgrade(), self.upgrade.as_ref()) {
+                let outcome = hook(&st.request, conn);
+                if outcome != Upgrade::Declined {
+                    st.request.head = crate::Bytes::new();
+                    st.request.body = crate::Bytes::new();
+                }
+                match outcome {
+                    Upgrade::Declined => {}
+                    Upgrade::Switched if conn.is_switching() => return,
+                    Upgrade::Switched => {
+                        tracing::warn!(
+                            "upgrade hook said Switched without Conn::switch_to; closing"
+                        );
+                        st.closing = true;
+                        conn.close();
+                        return;
+                    }
+                    Upgrade::Refused { status, reason } => {
+                        return answer_error(st, conn, status, reason);
+                    }
+                }
+            }
             let close = !head.keep_alive();
             let mut res = Response::new(conn.output(), head.head_only(), close);
             self.service.call(&st.request, &mut res);
@@ -159,14 +248,19 @@ impl<S: Service> Handler for Http<S> {
 impl<S: Service> Http<S> {
     fn refuse(&self, st: &mut HttpConn, conn: &mut Conn, error: ParseError) {
         let (code, reason) = error.status();
-        tracing::debug!(code, "refusing request");
-        let n = conn.input().len();
-        conn.input().skip(n);
-        let mut res = Response::new(conn.output(), false, true);
-        res.status(code, reason)
-            .header("Content-Type", "text/plain")
-            .body(reason.as_bytes());
-        st.closing = true;
-        conn.close();
+        answer_error(st, conn, code, reason);
     }
+}
+
+/// Answers with an error status and closes; whatever else is buffered is dropped.
+fn answer_error(st: &mut HttpConn, conn: &mut Conn, code: u16, reason: &str) {
+    tracing::debug!(code, "refusing request");
+    let n = conn.input().len();
+    conn.input().skip(n);
+    let mut res = Response::new(conn.output(), false, true);
+    res.status(code, reason)
+        .header("Content-Type", "text/plain")
+        .body(reason.as_bytes());
+    st.closing = true;
+    conn.close();
 }

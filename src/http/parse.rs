@@ -74,6 +74,7 @@ pub struct Head {
     body_len: usize,
     keep_alive: bool,
     head_only: bool,
+    upgrade: bool,
 }
 
 impl Head {
@@ -97,6 +98,12 @@ impl Head {
     /// Whether the request is a `HEAD`: the response carries headers but no body.
     pub fn head_only(&self) -> bool {
         self.head_only
+    }
+
+    /// Whether the request asks to switch protocols: an `Upgrade` header and the
+    /// `upgrade` token in `Connection` (RFC 9110 §7.8).
+    pub fn upgrade(&self) -> bool {
+        self.upgrade
     }
 }
 
@@ -236,6 +243,7 @@ pub(crate) fn parse_into(
     r.headers.clear();
     let mut body_len: Option<usize> = None;
     let mut keep_alive = r.minor_version >= 1;
+    let (mut upgrade_header, mut upgrade_token) = (false, false);
     for h in req.headers.iter() {
         r.headers.push((range(h.name.as_bytes()), range(h.value)));
         if h.name.eq_ignore_ascii_case("content-length") {
@@ -252,6 +260,9 @@ pub(crate) fn parse_into(
             } else if has_token(h.value, b"keep-alive") {
                 keep_alive = true;
             }
+            upgrade_token |= has_token(h.value, b"upgrade");
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade_header = true;
         }
     }
     let body_len = body_len.unwrap_or(0);
@@ -264,6 +275,7 @@ pub(crate) fn parse_into(
         body_len,
         keep_alive,
         head_only,
+        upgrade: upgrade_header && upgrade_token,
     }))
 }
 

@@ -144,6 +144,36 @@ impl<'a> Response<'a> {
     }
 }
 
+/// Writes a `101 Switching Protocols` answer with `headers` into `out`: what an upgrade
+/// hook sends before it switches the connection to the new protocol
+/// ([`Http::on_upgrade`](super::Http::on_upgrade)). No `Content-Length` or `Date`: the
+/// bytes after it belong to the new protocol.
+///
+/// ```
+/// let mut out = netloop::Output::new();
+/// netloop::http::switching_protocols(&mut out, &[("Upgrade", "websocket"), ("Connection", "Upgrade")]);
+/// let bytes: Vec<u8> = std::iter::from_fn(|| out.pop_front()).flat_map(|b| b.to_vec()).collect();
+/// assert_eq!(bytes, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+/// ```
+///
+/// # Panics
+/// If a header name or value contains CR or LF (header injection).
+pub fn switching_protocols(out: &mut Output, headers: &[(&str, &str)]) {
+    for (name, value) in headers {
+        assert_clean(name.as_bytes(), "header name");
+        assert_clean(value.as_bytes(), "header value");
+    }
+    let buf = out.buf_mut();
+    buf.put_slice(b"HTTP/1.1 101 Switching Protocols\r\n");
+    for (name, value) in headers {
+        buf.put_slice(name.as_bytes());
+        buf.put_slice(b": ");
+        buf.put_slice(value.as_bytes());
+        buf.put_slice(b"\r\n");
+    }
+    buf.put_slice(b"\r\n");
+}
+
 fn assert_clean(bytes: &[u8], what: &str) {
     assert!(
         !bytes.iter().any(|&b| b == b'\r' || b == b'\n'),

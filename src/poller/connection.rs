@@ -16,7 +16,7 @@ use crate::dispatch::{self, Call, Job, JobKind, Outcome};
 use crate::driver::{Event, Interest, SendResult, Sent, Token, TokenKind};
 use crate::session::Session;
 use crate::stats::{bump, shift};
-use crate::{sys, Addr, CloseReason, Conn, ConnHandle};
+use crate::{Addr, CloseReason, Conn, ConnHandle};
 
 /// Smallest read worth a system call; below this much spare room the buffer grows.
 const MIN_READ: usize = 4096;
@@ -105,7 +105,7 @@ impl Poller {
         }
         slot.registered = Some(Interest::READ);
         if let Some(s) = slot.session() {
-            tracing::debug!(parent: &s.conn().span, "connection open");
+            tracing::debug!(parent: &s.conn.span, "connection open");
         }
         self.advance(index);
     }
@@ -154,7 +154,7 @@ impl Poller {
         let fd = slot.fd.as_raw_fd();
         let (buf, want) = match &mut slot.holder {
             Holder::Home(session) => {
-                let conn = session.conn();
+                let conn = &mut session.conn;
                 let want = conn.input.want.saturating_sub(conn.input.len());
                 (conn.link.read_buf(&mut conn.input), want)
             }
@@ -168,7 +168,7 @@ impl Poller {
                 slot.timers.last_activity = self.now;
                 match &mut slot.holder {
                     Holder::Home(session) => {
-                        let conn = session.conn();
+                        let conn = &mut session.conn;
                         conn.link.received(&mut conn.input);
                         self.advance(index);
                     }
@@ -192,7 +192,7 @@ impl Poller {
         let slot = &mut self.slab[index];
         slot.sending = Sending::Idle;
         if let Some(session) = slot.session() {
-            let conn = session.conn();
+            let conn = &mut session.conn;
             match result {
                 Ok(n) => conn.link.wire_queue(&mut conn.output).advance(n),
                 Err(kind) => {
@@ -262,7 +262,7 @@ impl Poller {
     pub(super) fn session_returned(
         &mut self,
         token: Token,
-        session: Box<dyn Session>,
+        session: Box<Session>,
         outcome: Outcome,
     ) {
         let TokenKind::Conn { index, .. } = token.kind() else {
@@ -283,7 +283,7 @@ impl Poller {
             self.remote.doorbell.got_back();
         }
         if let Some(session) = slot.session() {
-            let conn = session.conn();
+            let conn = &mut session.conn;
             conn.link.absorb(&mut conn.input, &mut incoming);
         }
         if incoming.capacity() > 0 {
@@ -295,43 +295,63 @@ impl Poller {
 
     /// What a finished run means for the slot.
     fn apply_outcome(&mut self, index: usize, outcome: Outcome) {
-        let slot = &mut self.slab[index];
-        if outcome.switched {
-            if let Some(session) = slot.session() {
-                slot.hooks = session.hooks();
-            }
-        }
-        if outcome.panicked {
-            bump(&self.remote.counters.panics, 1);
-            slot.phase = slot.phase.abort(CloseReason::Panic);
-        }
-        if slot.phase == Phase::Opening {
-            slot.phase = Phase::Open;
-        }
+        self.slab[index].apply(outcome, &self.remote.counters);
     }
 
     /// Applies the transition table until the connection waits (or closes, or its
     /// handler goes to a worker), sending what it queued on the way. Does nothing while
     /// its handler is away.
+    ///
+    /// This runs after everything that happens to a connection, so it touches the slot
+    /// through one lookup per step and calls nothing virtual but the handler.
     pub(super) fn advance(&mut self, index: usize) {
         loop {
             let Some(slot) = self.slab.get_mut(index) else {
                 return;
             };
-            if !slot.is_home() {
+            let Holder::Home(session) = &mut slot.holder else {
                 return;
+            };
+            let conn = &mut session.conn;
+            conn.take_outbox();
+            if slot.sending == Sending::Idle && slot.phase.writes() {
+                let wire = conn.link.wire(&mut conn.output);
+                if !wire.is_empty() {
+                    let token = Token::conn(index, slot.generation);
+                    let result = self.driver.send(slot.fd.as_raw_fd(), token, wire);
+                    let left = !wire.is_empty();
+                    match result {
+                        Ok(Sent::Now(_)) if left => slot.sending = Sending::AwaitingRoom,
+                        Ok(Sent::Now(_)) => {}
+                        Ok(Sent::InFlight) => slot.sending = Sending::InFlight,
+                        Err(e) => conn.link.write_error = Some(e.kind()),
+                    }
+                }
             }
-            self.send(index);
-            let slot = &mut self.slab[index];
+            let counters = &self.remote.counters;
+            let sent = conn.link.take_sent(&mut conn.output);
+            if sent > 0 {
+                bump(&counters.bytes_out, sent);
+                slot.timers.wrote(self.now);
+            }
+            bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
             let facts = facts_of(slot, &self.config, self.draining.is_some());
             match state::next(slot.phase, &facts) {
                 Step::Wait => break,
-                Step::Become(phase) => self.enter(index, phase),
-                Step::ShutWrite => self.shut_write(index),
+                Step::Become(phase) => slot.enter(phase),
+                Step::ShutWrite => slot.shut_write(),
                 Step::Run(call) => {
-                    if !self.run_call(index, call) {
-                        return;
+                    slot.claim(call);
+                    let Holder::Home(session) = &mut slot.holder else {
+                        unreachable!("checked above");
+                    };
+                    // A reply written into the tail starts in a pooled buffer.
+                    self.pool.provision_tail(&mut session.conn.output);
+                    if let Mode::Pool { .. } = self.mode {
+                        return self.send_away(index, call);
                     }
+                    let outcome = dispatch::run(session, call, false);
+                    slot.apply(outcome, &self.remote.counters);
                 }
                 Step::Close(reason) => return self.close_slot(index, reason),
                 Step::Abandon => {
@@ -346,109 +366,6 @@ impl Poller {
         self.settle(index);
     }
 
-    /// Takes what other threads sent into the output and puts the output on the wire,
-    /// unless the phase does not write, the socket is full or a send is in flight.
-    fn send(&mut self, index: usize) {
-        let now = self.now;
-        let slot = &mut self.slab[index];
-        let token = slot.token(index);
-        let fd = slot.fd.as_raw_fd();
-        let Holder::Home(session) = &mut slot.holder else {
-            return;
-        };
-        let conn = session.conn();
-        conn.take_outbox();
-        if slot.phase.writes() && slot.sending == Sending::Idle {
-            let wire = conn.link.wire(&mut conn.output);
-            if !wire.is_empty() {
-                let result = self.driver.send(fd, token, wire);
-                let left = !wire.is_empty();
-                match result {
-                    Ok(Sent::Now(_)) if left => slot.sending = Sending::AwaitingRoom,
-                    Ok(Sent::Now(_)) => {}
-                    Ok(Sent::InFlight) => slot.sending = Sending::InFlight,
-                    Err(e) => conn.link.write_error = Some(e.kind()),
-                }
-            }
-        }
-        let counters = &self.remote.counters;
-        let sent = conn.link.take_sent(&mut conn.output);
-        if sent > 0 {
-            bump(&counters.bytes_out, sent);
-            slot.timers.wrote(now);
-        }
-        bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
-    }
-
-    /// Moves the connection to `phase`, doing what entering it takes.
-    fn enter(&mut self, index: usize, phase: Phase) {
-        let slot = &mut self.slab[index];
-        match phase {
-            Phase::Opening => {
-                slot.timers.phase_deadline = None;
-                slot.shared.mark_open();
-            }
-            Phase::Draining(_) => {
-                if let Some(session) = slot.session() {
-                    session.conn().link.close_transport();
-                }
-            }
-            _ => {}
-        }
-        slot.phase = phase;
-    }
-
-    /// Shuts the write side, after the transport's closing message has been sent.
-    fn shut_write(&mut self, index: usize) {
-        let slot = &mut self.slab[index];
-        let fd = slot.fd.as_raw_fd();
-        let Some(session) = slot.session() else {
-            return;
-        };
-        let conn = session.conn();
-        if conn.link.close_transport() {
-            // Its closing message goes out first; the table comes back here after.
-            return;
-        }
-        conn.requests.shutdown_write = false;
-        if !slot.write_shut {
-            slot.write_shut = true;
-            sys::shutdown_write(fd);
-        }
-    }
-
-    /// Runs `call` for a home session: inline (returns `true`: it is home again), or by
-    /// sending it to a worker (returns `false`).
-    fn run_call(&mut self, index: usize, call: Call) -> bool {
-        let slot = &mut self.slab[index];
-        match call {
-            Call::Timer(key) => slot.timers.take_due(key),
-            Call::Wake => {
-                slot.shared.take_wake();
-            }
-            Call::Drain => {
-                slot.backpressured = false;
-                slot.shared.take_drain();
-            }
-            Call::Connect | Call::Requests => {}
-        }
-        let Holder::Home(session) = &mut slot.holder else {
-            unreachable!("run with the session away");
-        };
-        self.pool.provision_tail(&mut session.conn().output);
-        match self.mode {
-            Mode::Inline => {
-                let outcome = dispatch::run(session, call);
-                self.apply_outcome(index, outcome);
-                true
-            }
-            Mode::Pool { .. } => {
-                self.send_away(index, call);
-                false
-            }
-        }
-    }
-
     /// Sends a home session to a worker to run `call`.
     fn send_away(&mut self, index: usize, call: Call) {
         let slot = &mut self.slab[index];
@@ -458,7 +375,7 @@ impl Poller {
         else {
             unreachable!("sending away a session that is away");
         };
-        let conn = session.conn();
+        let conn = &mut session.conn;
         let watched = conn.timeouts != crate::conn::Timeouts::default()
             || !conn.requests.timers.is_empty()
             || slot.timers.has_deadlines();
@@ -491,7 +408,7 @@ impl Poller {
     fn settle(&mut self, index: usize) {
         let slot = &mut self.slab[index];
         if let Holder::Home(session) = &mut slot.holder {
-            let conn = session.conn();
+            let conn = &mut session.conn;
             let pending = conn.link.pending(&conn.output);
             // The input buffer waits for the output to be sent, as replies may share it
             // (`Input::next`): returned earlier it could not be reused, only dropped.
@@ -516,7 +433,7 @@ impl Poller {
         let slot = &mut self.slab[index];
         let (input, output) = match &mut slot.holder {
             Holder::Home(session) => {
-                let conn = session.conn();
+                let conn = &mut session.conn;
                 (conn.input.len(), conn.link.pending(&conn.output))
             }
             // Away: the output is the worker's business until it returns.
@@ -541,7 +458,7 @@ impl Poller {
         let (buffered, limit) = match &mut slot.holder {
             // A declared frame larger than the mark must be able to arrive.
             Holder::Home(session) => {
-                let input = &session.conn().input;
+                let input = &session.conn.input;
                 (input.len(), high.max(input.want))
             }
             Holder::Away(a) => (a.input_taken + a.incoming.len(), high),
@@ -608,7 +525,7 @@ impl Poller {
         // touch it any more, epoll at once.
         self.driver.close(fd, token);
         shared.mark_closed(None);
-        let conn = session.conn();
+        let conn = &mut session.conn;
         let counters = &self.remote.counters;
         bump(&counters.bytes_out, conn.link.take_sent(&mut conn.output));
         bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
@@ -650,7 +567,7 @@ fn facts_of(slot: &mut Slot, config: &Config, server_draining: bool) -> Facts {
     let Holder::Home(session) = &mut slot.holder else {
         unreachable!("facts of an away connection");
     };
-    let conn = session.conn();
+    let conn = &mut session.conn;
     let pending = conn.link.pending(&conn.output);
     let asked = conn.shared.asked();
     if pending >= config.output_high_water {

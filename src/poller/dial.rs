@@ -153,7 +153,7 @@ impl Poller {
                 slot.shared.set_token(Token::conn(index, generation));
                 let raw = slot.fd.as_raw_fd();
                 if let Some(session) = slot.session() {
-                    session.conn().link.set_fd(raw);
+                    session.conn.link.set_fd(raw);
                 }
             }
             if let Err(e) = self.start_connect(index, &addr) {
@@ -237,18 +237,18 @@ impl Poller {
             match factory(&info) {
                 Ok(transport) => {
                     if let Some(session) = slot.session() {
-                        session.conn().link.set_transport(transport);
+                        session.conn.link.set_transport(transport);
                     }
                 }
                 Err(e) => return self.fail_dial(index, e),
             }
         }
-        let ready = slot.session().is_some_and(|s| s.conn().link.is_ready());
+        let ready = slot.session().is_some_and(|s| s.conn.link.is_ready());
         slot.timers.phase_deadline = (!ready).then(|| now + handshake_timeout);
         slot.timers.last_activity = now;
         slot.phase = Phase::Handshaking;
         if let Some(session) = slot.session() {
-            tracing::debug!(parent: &session.conn().span, "connection open");
+            tracing::debug!(parent: &session.conn.span, "connection open");
         }
         self.update_interest(index);
         self.advance(index);
@@ -262,7 +262,7 @@ impl Poller {
             self.driver.close(slot.fd, token);
         }
         let span = match slot.holder {
-            Holder::Home(mut session) => session.conn().span.clone(),
+            Holder::Home(session) => session.conn.span.clone(),
             Holder::Away(_) => tracing::Span::none(),
         };
         self.remote

@@ -29,7 +29,7 @@ impl Poller {
             }
             let queued = match &mut slot.holder {
                 Holder::Home(session) => {
-                    let conn = session.conn();
+                    let conn = &mut session.conn;
                     let pending = conn.link.pending(&conn.output);
                     // As for a send: a message larger than the mark still goes to a
                     // member with nothing queued.

@@ -113,7 +113,7 @@ pub(crate) enum Command {
 pub(crate) enum Handback {
     Served {
         token: Token,
-        session: Box<dyn crate::session::Session>,
+        session: Box<crate::session::Session>,
         outcome: Outcome,
     },
     Closed {
@@ -303,13 +303,15 @@ impl Poller {
             self.take_commands();
             self.submit_backlog();
             self.update_every_return();
-            if self.check_deadlines() {
+            // One clock read serves the deadlines and the wait's timeout.
+            let now = Instant::now();
+            if self.check_deadlines(now) {
                 continue;
             }
             if self.finished() {
                 break;
             }
-            let timeout = self.next_timeout();
+            let timeout = self.next_timeout(now);
             if let Err(e) = self.sleep(timeout) {
                 tracing::error!(error = %e, "waiting for events failed; poller stops");
                 break;
@@ -434,8 +436,7 @@ impl Poller {
         self.submit_backlog();
     }
 
-    fn next_timeout(&self) -> Option<Duration> {
-        let now = Instant::now();
+    fn next_timeout(&self, now: Instant) -> Option<Duration> {
         let mut next: Option<Instant> = self.wheel.next_timeout(now).map(|d| now + d);
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if let Some(d) = &self.draining {
@@ -452,8 +453,7 @@ impl Poller {
     }
 
     /// Acts on deadlines that passed. Returns `true` if it did something.
-    fn check_deadlines(&mut self) -> bool {
-        let now = Instant::now();
+    fn check_deadlines(&mut self, now: Instant) -> bool {
         self.now = now;
         let mut acted = self.resume_listeners(now);
         if let Some(d) = &self.draining {

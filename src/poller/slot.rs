@@ -4,7 +4,7 @@
 //! [`Conn`](crate::Conn) inside the session; what other threads may touch is in
 //! [`ConnShared`]. Each fact below is written by the poller only.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -13,8 +13,11 @@ use super::dial::Dialing;
 use super::state::Phase;
 use super::timeouts::SlotTimers;
 use crate::conn::ConnShared;
+use crate::dispatch::{Call, Outcome};
 use crate::driver::{Interest, Token};
 use crate::session::{Hooks, Session};
+use crate::stats::{bump, Counters};
+use crate::{sys, CloseReason};
 
 /// A connection in a poller's slab.
 pub(crate) struct Slot {
@@ -44,7 +47,7 @@ pub(crate) struct Slot {
 
 /// Where a connection's handler is: in the slab, or on a worker.
 pub(crate) enum Holder {
-    Home(Box<dyn Session>),
+    Home(Box<Session>),
     Away(Away),
 }
 
@@ -98,7 +101,7 @@ impl Slot {
         matches!(self.holder, Holder::Home(_))
     }
 
-    pub(super) fn session(&mut self) -> Option<&mut Box<dyn Session>> {
+    pub(super) fn session(&mut self) -> Option<&mut Box<Session>> {
         match &mut self.holder {
             Holder::Home(s) => Some(s),
             Holder::Away(_) => None,
@@ -110,15 +113,83 @@ impl Slot {
         let connecting = self.phase == Phase::Connecting;
         match self.session() {
             Some(s) => {
-                let conn = s.conn();
+                let conn = &mut s.conn;
                 connecting || conn.link.pending(&conn.output) == 0
             }
             None => false,
         }
     }
 
+    /// Moves the connection to `phase`, doing what entering it takes.
+    pub(super) fn enter(&mut self, phase: Phase) {
+        match phase {
+            Phase::Opening => {
+                self.timers.phase_deadline = None;
+                self.shared.mark_open();
+            }
+            Phase::Draining(_) => {
+                if let Some(session) = self.session() {
+                    session.conn.link.close_transport();
+                }
+            }
+            _ => {}
+        }
+        self.phase = phase;
+    }
+
+    /// Shuts the socket's write side, once the transport's closing message (if it has
+    /// one) has been sent.
+    pub(super) fn shut_write(&mut self) {
+        let fd = self.fd.as_raw_fd();
+        let Holder::Home(session) = &mut self.holder else {
+            return;
+        };
+        let conn = &mut session.conn;
+        if conn.link.close_transport() {
+            // Its closing message goes out first; the table comes back here after.
+            return;
+        }
+        conn.requests.shutdown_write = false;
+        if !self.write_shut {
+            self.write_shut = true;
+            sys::shutdown_write(fd);
+        }
+    }
+
+    /// Takes what `call` is about to consume: the due timer, the wake, the drain.
+    pub(super) fn claim(&mut self, call: Call) {
+        match call {
+            Call::Timer(key) => self.timers.take_due(key),
+            Call::Wake => {
+                self.shared.take_wake();
+            }
+            Call::Drain => {
+                self.backpressured = false;
+                self.shared.take_drain();
+            }
+            Call::Connect | Call::Requests => {}
+        }
+    }
+
+    /// What a finished run means for the connection: a switch changes its hooks, a panic
+    /// closes it, a returned `on_connect` opens it.
+    pub(super) fn apply(&mut self, outcome: Outcome, counters: &Counters) {
+        if outcome.switched {
+            if let Some(session) = self.session() {
+                self.hooks = session.hooks();
+            }
+        }
+        if outcome.panicked {
+            bump(&counters.panics, 1);
+            self.phase = self.phase.abort(CloseReason::Panic);
+        }
+        if self.phase == Phase::Opening {
+            self.phase = Phase::Open;
+        }
+    }
+
     /// Enters the connection's tracing span for callbacks the poller runs itself.
     pub(super) fn span(&mut self) -> Option<tracing::span::EnteredSpan> {
-        self.session().map(|s| s.conn().span.clone().entered())
+        self.session().map(|s| s.conn.span.clone().entered())
     }
 }

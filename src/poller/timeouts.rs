@@ -119,7 +119,7 @@ impl Poller {
         let Holder::Home(session) = &mut slot.holder else {
             return;
         };
-        let conn = session.conn();
+        let conn = &mut session.conn;
         let t = &mut slot.timers;
         if conn.timeouts == Timeouts::default()
             && t.armed.is_empty()
@@ -232,7 +232,7 @@ impl Poller {
             self.recheck_later(index);
             return;
         };
-        let conn = session.conn();
+        let conn = &mut session.conn;
         let limits = conn.timeouts;
         let t = &mut slot.timers;
         let passed = |since: Option<Instant>, limit: Option<Duration>| {

@@ -44,9 +44,16 @@ pub(crate) fn read_into(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
 pub(crate) fn send_queue(fd: RawFd, queue: &mut crate::conn::Output) -> io::Result<usize> {
     let mut sent = 0;
     while !queue.is_empty() {
-        let mut slices = [IoSlice::new(&[]); crate::conn::MAX_IOVECS];
-        let (count, total) = queue.io_slices(&mut slices);
-        let n = match send_vectored(fd, &slices[..count]) {
+        let result = match queue.only_slice() {
+            // One segment (the common reply): no iovec array to build.
+            Some(one) => send_vectored(fd, &[IoSlice::new(one)]).map(|n| (n, one.len())),
+            None => {
+                let mut slices = [IoSlice::new(&[]); crate::conn::MAX_IOVECS];
+                let (count, total) = queue.io_slices(&mut slices);
+                send_vectored(fd, &slices[..count]).map(|n| (n, total))
+            }
+        };
+        let (n, total) = match result {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
