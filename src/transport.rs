@@ -86,6 +86,13 @@ pub trait Transport: Send + 'static {
     /// The output cannot be encoded: the connection closes with the error's kind.
     fn encode(&mut self, plain: &mut Output, wire: &mut Output) -> io::Result<()>;
 
+    /// The connection is established (accepted, or a dial connected): queue what this
+    /// side sends first, if anything (a TLS client's `ClientHello`). Called once, before
+    /// any other call. Default: nothing.
+    fn start(&mut self, wire: &mut Output) {
+        let _ = wire;
+    }
+
     /// Whether the handshake is done. Until it is, no handler callback runs. Default:
     /// ready at once.
     fn is_ready(&self) -> bool {

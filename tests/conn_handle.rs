@@ -141,3 +141,199 @@ fn sends_past_the_output_high_water_mark_are_refused_with_full() {
     assert!(eventually(|| h.send(chunk.clone()).is_ok()));
     server.shutdown(PATIENCE);
 }
+
+#[test]
+fn a_multi_segment_send_arrives_whole_between_other_threads_sends() {
+    for mode in modes() {
+        let (server, handles) = handle_server(mode);
+        let mut s = connect(addr(&server));
+        round_trip_nothing(&mut s);
+        let h = handles.recv_timeout(PATIENCE).unwrap();
+        // Each message: a 1-byte header naming the thread, a shared 1 KiB payload of
+        // that byte, and a 1-byte trailer. Threads race; messages must not interleave.
+        let payloads: Vec<Bytes> = (0..4u8).map(|t| Bytes::from(vec![t; 1024])).collect();
+        let senders: Vec<_> = (0..4u8)
+            .map(|t| {
+                let h = h.clone();
+                let payload = payloads[t as usize].clone();
+                thread::spawn(move || {
+                    let mut sent = 0;
+                    while sent < 200 {
+                        let parts = [Bytes::from(vec![t]), payload.clone(), Bytes::from(vec![t])];
+                        match h.send_all(&parts) {
+                            Ok(()) => sent += 1,
+                            Err(Error::Full) => h.wait_writable(PATIENCE).unwrap(),
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut got = vec![0u8; 4 * 200 * 1026];
+        s.read_exact(&mut got).unwrap();
+        for t in senders {
+            t.join().unwrap();
+        }
+        for (i, msg) in got.chunks(1026).enumerate() {
+            let t = msg[0];
+            assert!(
+                msg.iter().all(|&b| b == t),
+                "{mode:?}: message {i} interleaved"
+            );
+        }
+        assert_eq!(h.queued(), 0);
+        server.shutdown(PATIENCE);
+    }
+}
+
+/// Echo-less handler whose on_request hands a job to another thread, which wakes the
+/// connection when done; on_wake writes the result. Checks that on_wake never runs
+/// while another callback of the connection does.
+struct Jobs {
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl netloop::Handler for Jobs {
+    type State = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+    fn on_connect(&self, _: &mut netloop::Conn) -> Self::State {
+        Default::default()
+    }
+    fn on_request(&self, results: &mut Self::State, conn: &mut netloop::Conn) {
+        use std::sync::atomic::Ordering;
+        assert!(
+            !self.busy.swap(true, Ordering::SeqCst),
+            "overlapping callbacks"
+        );
+        let n = conn.input().len();
+        let job = conn.input().next(n);
+        let (handle, results) = (conn.handle(), results.clone());
+        thread::spawn(move || {
+            let done: Vec<u8> = job.iter().map(|b| b.to_ascii_uppercase()).collect();
+            results.lock().unwrap().extend_from_slice(&done);
+            handle.wake().unwrap();
+        });
+        // Stay busy a little, so a wake may come while this call runs (Pool mode).
+        thread::sleep(std::time::Duration::from_millis(2));
+        self.busy.store(false, Ordering::SeqCst);
+    }
+    fn on_wake(&self, results: &mut Self::State, conn: &mut netloop::Conn) {
+        use std::sync::atomic::Ordering;
+        assert!(
+            !self.busy.swap(true, Ordering::SeqCst),
+            "on_wake overlapped"
+        );
+        let done = std::mem::take(&mut *results.lock().unwrap());
+        conn.output().write(&done);
+        self.busy.store(false, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn wake_runs_on_wake_on_the_connections_own_turn() {
+    for mode in modes() {
+        let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = serve(mode, 1, Jobs { busy });
+        let mut s = connect(addr(&server));
+        let mut all = Vec::new();
+        for word in [&b"one "[..], b"two ", b"three "] {
+            std::io::Write::write_all(&mut s, word).unwrap();
+            let mut got = vec![0u8; word.len()];
+            s.read_exact(&mut got).unwrap();
+            all.extend_from_slice(&got);
+        }
+        assert_eq!(all, b"ONE TWO THREE ", "{mode:?}");
+        assert_eq!(
+            server.stats().panics,
+            0,
+            "{mode:?}: no overlapping callback"
+        );
+        drop(s);
+        server.shutdown(PATIENCE);
+    }
+    // A closed connection cannot be woken.
+    let (server, handles) = handle_server(netloop::Dispatch::Inline);
+    let mut s = connect(addr(&server));
+    round_trip_nothing(&mut s);
+    let h = handles.recv_timeout(PATIENCE).unwrap();
+    drop(s);
+    assert!(eventually(|| h.is_closed()));
+    assert!(matches!(h.wake(), Err(Error::Closed)));
+    server.shutdown(PATIENCE);
+}
+
+/// Fills its own output from a handle until Full, and writes "DRAINED" in on_drain.
+struct Filler {
+    drains: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    refused: mpsc::Sender<usize>,
+}
+
+impl netloop::Handler for Filler {
+    type State = ();
+    fn on_connect(&self, conn: &mut netloop::Conn) {
+        let h = conn.handle();
+        let refused = self.refused.clone();
+        thread::spawn(move || {
+            let chunk = Bytes::from(vec![7u8; 16 * 1024]);
+            let mut sent = 0;
+            loop {
+                match h.send(chunk.clone()) {
+                    Ok(()) => sent += chunk.len(),
+                    Err(Error::Full) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(h.queued() > 0);
+            let _ = refused.send(sent);
+        });
+    }
+    fn on_request(&self, _: &mut (), conn: &mut netloop::Conn) {
+        let n = conn.input().len();
+        conn.input().skip(n);
+    }
+    fn on_drain(&self, _: &mut (), conn: &mut netloop::Conn) {
+        self.drains
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        conn.output().write(b"DRAINED");
+    }
+}
+
+#[test]
+fn on_drain_tells_the_handler_when_a_full_connection_has_room_again() {
+    for mode in modes() {
+        let drains = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        let server = netloop::Server::builder()
+            .listen("127.0.0.1:0")
+            .pollers(1)
+            .dispatch(mode)
+            .output_high_water(64 * 1024)
+            .serve(Filler {
+                drains: drains.clone(),
+                refused: tx,
+            })
+            .unwrap();
+        let mut s = connect(addr(&server));
+        // The peer reads nothing until the sender was refused. (The kernel's socket
+        // buffers may take some output meanwhile, and each time the queue falls from
+        // its mark to half of it is a drain too.)
+        let sent = rx.recv_timeout(PATIENCE).unwrap();
+        // Read everything; the refusal is owed an on_drain, whose marker comes after
+        // every byte queued before it.
+        let mut stream = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let marker = b"DRAINED";
+        loop {
+            let filler = stream.iter().filter(|&&b| b == 7).count();
+            let markers = stream.windows(marker.len()).filter(|w| w == marker).count();
+            let drains_now = drains.load(std::sync::atomic::Ordering::SeqCst);
+            if filler == sent && stream.ends_with(marker) && markers == drains_now {
+                break;
+            }
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "{mode:?}: closed early");
+            stream.extend_from_slice(&buf[..n]);
+        }
+        assert!(drains.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+        server.shutdown(PATIENCE);
+    }
+}

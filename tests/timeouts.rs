@@ -218,3 +218,53 @@ fn zero_timeouts_are_refused_with_a_clear_error() {
         .unwrap_err();
     assert!(err.to_string().contains("idle_timeout(0)"), "{err}");
 }
+
+/// Arms three timers, cancels one, re-arms another from its own callback: each runs with
+/// its key, in deadline order, the cancelled one never.
+struct Keyed;
+
+const A: TimerKey = TimerKey(1);
+const B: TimerKey = TimerKey(2);
+const C: TimerKey = TimerKey(3);
+
+impl Handler for Keyed {
+    type State = u32;
+    fn on_connect(&self, conn: &mut Conn) -> u32 {
+        conn.set_timer(A, Duration::from_millis(120));
+        conn.set_timer(B, Duration::from_millis(40));
+        conn.set_timer(C, Duration::from_millis(80));
+        conn.cancel_timer(C);
+        0
+    }
+    fn on_request(&self, _: &mut u32, conn: &mut Conn) {
+        let n = conn.input().len();
+        conn.input().skip(n);
+    }
+    fn on_timer(&self, fired: &mut u32, conn: &mut Conn, key: TimerKey) {
+        *fired += 1;
+        let name = match key {
+            A => "A",
+            B => "B",
+            C => "C",
+            _ => "?",
+        };
+        conn.output().write(name.as_bytes());
+        if key == B && *fired == 1 {
+            // Re-arming B leaves A alone: B fires again after A.
+            conn.set_timer(B, Duration::from_millis(200));
+        }
+        if *fired == 3 {
+            conn.close();
+        }
+    }
+}
+
+#[test]
+fn keyed_timers_fire_with_their_key_in_deadline_order_and_a_cancelled_one_never() {
+    for mode in modes() {
+        let server = serve(mode, 1, Keyed);
+        let mut s = connect(addr(&server));
+        assert_eq!(read_to_close(&mut s), b"BAB", "{mode:?}");
+        server.shutdown(PATIENCE);
+    }
+}

@@ -196,12 +196,15 @@ impl Link {
         self.fd = fd;
     }
 
-    /// Installs the transport of a dialed connection once it is connected.
-    pub(crate) fn set_transport(&mut self, transport: Box<dyn Transport>) {
+    /// Installs the transport of a connection once it is established, and lets it
+    /// queue what it sends first.
+    pub(crate) fn set_transport(&mut self, mut transport: Box<dyn Transport>) {
+        let mut wire_out = Output::new();
+        transport.start(&mut wire_out);
         self.layer = Some(Box::new(Layer {
             transport,
             wire_in: BytesMut::new(),
-            wire_out: Output::new(),
+            wire_out,
             closed: false,
         }));
     }

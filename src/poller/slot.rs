@@ -128,8 +128,12 @@ impl Slot {
                 self.shared.mark_open();
             }
             Phase::Draining(_) => {
+                // A transport that rejected the peer's bytes has queued its own answer
+                // (an alert); it says nothing more.
                 if let Some(session) = self.session() {
-                    session.conn.link.close_transport();
+                    if session.conn.link.decode_error.is_none() {
+                        session.conn.link.close_transport();
+                    }
                 }
             }
             _ => {}

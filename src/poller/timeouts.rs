@@ -87,18 +87,20 @@ impl SlotTimers {
         }
     }
 
-    /// Moves the timers whose deadline passed to the due list; returns whether any did.
+    /// Moves the timers whose deadline passed to the due list, earliest first (several
+    /// may have passed by the time the poller looks); returns whether any did.
     fn expire(&mut self, now: Instant) -> bool {
         let before = self.due.len();
-        let due = &mut self.due;
-        self.armed.retain(|&(key, at)| {
-            if now >= at {
-                due.push(key);
-                false
-            } else {
-                true
-            }
-        });
+        while let Some(i) = self
+            .armed
+            .iter()
+            .enumerate()
+            .filter(|(_, &(_, at))| at <= now)
+            .min_by_key(|(_, &(_, at))| at)
+            .map(|(i, _)| i)
+        {
+            self.due.push(self.armed.swap_remove(i).0);
+        }
         self.due.len() > before
     }
 }
@@ -256,5 +258,49 @@ impl Poller {
             return self.advance(index);
         }
         self.rearm(index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u16) -> TimerKey {
+        TimerKey(n)
+    }
+
+    #[test]
+    fn timers_arm_replace_cancel_and_expire_earliest_first() {
+        let t0 = Instant::now();
+        let mut t = SlotTimers::new(t0);
+        let ms = Duration::from_millis;
+        let mut asks = vec![
+            (key(1), Some(ms(60))),
+            (key(2), Some(ms(20))),
+            (key(3), Some(ms(40))),
+            (key(3), None),
+            (key(4), Some(ms(10))),
+            (key(4), Some(ms(50))),
+        ];
+        t.apply(&mut asks, t0);
+        assert!(asks.is_empty(), "requests are taken");
+        assert_eq!(
+            t.armed.len(),
+            3,
+            "re-arming key 4 replaced it, key 3 is gone"
+        );
+        // Everything has passed by the time the poller looks: deadline order anyway.
+        assert!(t.expire(t0 + ms(100)));
+        assert_eq!(t.due, [key(2), key(4), key(1)]);
+        assert!(!t.has_deadlines());
+        t.take_due(key(4));
+        assert_eq!(t.first_due(), Some(key(2)));
+        // Re-arming or cancelling a key that expired but has not run drops its run.
+        let mut asks = vec![(key(2), None), (key(1), Some(ms(5)))];
+        t.apply(&mut asks, t0 + ms(100));
+        assert_eq!(t.first_due(), None);
+        assert!(!t.expire(t0 + ms(104)));
+        assert!(t.expire(t0 + ms(105)), "never early, on time");
+        assert_eq!(t.due, [key(1)]);
     }
 }
