@@ -1,5 +1,5 @@
 //! The transport seam: what sits between a connection's socket and its
-//! [`Input`](crate::Input)/[`Output`](crate::Output).
+//! [`Input`](crate::Input)/[`Output`].
 //!
 //! Plain TCP is the built-in transport: bytes are read straight into the input buffer
 //! and the output queue is sent as it is, with no copy and no call through this trait.

@@ -9,6 +9,7 @@ use std::io::{Read, Write};
 use std::sync::{mpsc, Arc};
 
 use common::*;
+#[cfg(feature = "http")]
 use netloop::http::{switching_protocols, Http, Request, Response, Upgrade};
 use netloop::{CloseReason, Conn, ConnHandle, Handler};
 
@@ -101,6 +102,7 @@ fn round_trip_tagged(s: &mut std::net::TcpStream, data: &[u8]) -> Vec<u8> {
     got
 }
 
+#[cfg(feature = "http")]
 fn upgrading_http(log: Log) -> impl Handler {
     let raw = Arc::new(Raw { log });
     Http::new(|req: &Request, res: &mut Response<'_>| {
@@ -123,6 +125,7 @@ fn upgrading_http(log: Log) -> impl Handler {
     })
 }
 
+#[cfg(feature = "http")]
 /// Reads one HTTP response whose body length is given by Content-Length.
 fn read_response(s: &mut std::net::TcpStream) -> (String, Vec<u8>) {
     let mut head = Vec::new();
@@ -141,6 +144,7 @@ fn read_response(s: &mut std::net::TcpStream) -> (String, Vec<u8>) {
     (head, body)
 }
 
+#[cfg(feature = "http")]
 #[test]
 fn http_upgrades_in_place_and_the_bytes_after_the_request_reach_the_new_protocol() {
     for mode in modes() {
@@ -178,6 +182,7 @@ fn http_upgrades_in_place_and_the_bytes_after_the_request_reach_the_new_protocol
     }
 }
 
+#[cfg(feature = "http")]
 #[test]
 fn a_declined_upgrade_is_served_and_a_refused_one_is_answered_and_closed() {
     for mode in modes() {

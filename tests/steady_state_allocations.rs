@@ -96,11 +96,13 @@ fn echo_allocations_do_not_grow_with_the_number_of_requests() {
         drop(clients);
         server.shutdown(PATIENCE);
     }
+    #[cfg(feature = "http")]
     http_plaintext_allocations_do_not_grow();
 }
 
 /// The HTTP layer too: keep-alive plaintext requests allocate nothing per request (the
 /// Date header is formatted into a fixed buffer once a second).
+#[cfg(feature = "http")]
 fn http_plaintext_allocations_do_not_grow() {
     use netloop::http::{Http, Request, Response};
     fn hello(_req: &Request, res: &mut Response<'_>) {

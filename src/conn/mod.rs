@@ -248,7 +248,7 @@ impl Conn {
     /// handler gets every later callback, `on_close` included.
     ///
     /// This is how an HTTP server hands a connection to WebSocket after its
-    /// `101 Switching Protocols` (see [`http::Http::on_upgrade`](crate::http::Http::on_upgrade)).
+    /// `101 Switching Protocols` (see `http::Http::on_upgrade`, with the `http` feature).
     ///
     /// ```
     /// use std::sync::Arc;
