@@ -363,7 +363,7 @@ impl Poller {
                 }
             }
         }
-        self.settle(index);
+        self.rest(index);
     }
 
     /// Sends a home session to a worker to run `call`.
@@ -405,7 +405,7 @@ impl Poller {
 
     /// Nothing more to do for now: give back buffers an idle connection does not need,
     /// publish its figures, and bring the driver's interest and the timers in line.
-    fn settle(&mut self, index: usize) {
+    fn rest(&mut self, index: usize) {
         let slot = &mut self.slab[index];
         if let Holder::Home(session) = &mut slot.holder {
             let conn = &mut session.conn;
