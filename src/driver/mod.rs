@@ -47,6 +47,8 @@
 //! delivered, the bytes a receive delivered, the error of a failed operation are collected
 //! through the calls above, never read off the event.
 
+#[cfg(test)]
+mod contract;
 mod epoll;
 mod uring;
 mod waker;
