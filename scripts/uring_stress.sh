@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The io_uring backend's memory-safety check: the cancellation, churn and zero-copy send
-# tests (thousands of peers leaving mid-receive and mid-send under load) on io_uring,
+# The io_uring backend's memory-safety check: the cancellation, churn, zero-copy send
+# and dialing tests (thousands of peers leaving mid-receive and mid-send under load,
+# connects cancelled mid-flight) on io_uring,
 # first in release mode, then built with AddressSanitizer, which reports any use of
 # freed memory by netloop (a send's segments or a receive buffer used after release).
 # Exits non-zero on any test failure or sanitizer report.
@@ -25,12 +26,12 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
 echo "== release build, io_uring: cancellation, churn, zero-copy send"
 NETLOOP_BACKEND=io_uring cargo test --release -p netloop --test cancellation --test churn \
-    --test zero_copy_send
+    --test zero_copy_send --test dialing
 
 echo "== AddressSanitizer build, io_uring: the same tests"
 # A separate target directory: sanitized objects must not mix with the normal ones.
 RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=target/asan \
     ASAN_OPTIONS=detect_leaks=0 NETLOOP_BACKEND=io_uring \
     cargo test -p netloop --target x86_64-unknown-linux-gnu --test cancellation --test churn \
-    --test zero_copy_send
+    --test zero_copy_send --test dialing
 echo "AddressSanitizer: no reports"

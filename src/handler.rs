@@ -101,6 +101,36 @@ pub trait Handler: Send + Sync + 'static {
     /// [`ConnHandle::send`] was refused with [`Error::Full`](crate::Error::Full)) and is
     /// now below half of it: there is room to send again. The non-blocking counterpart of
     /// [`ConnHandle::wait_writable`]; runs like `on_request`.
+    ///
+    /// ```
+    /// use netloop::{Bytes, Conn, Handler};
+    ///
+    /// /// Streams a large file in chunks, never more than the output mark at once.
+    /// struct Stream {
+    ///     chunks: Vec<Bytes>,
+    /// }
+    ///
+    /// impl Handler for Stream {
+    ///     type State = usize; // the next chunk
+    ///     fn on_connect(&self, conn: &mut Conn) -> usize {
+    ///         let mut next = 0;
+    ///         self.on_drain(&mut next, conn);
+    ///         next
+    ///     }
+    ///     fn on_request(&self, _: &mut usize, conn: &mut Conn) {
+    ///         let n = conn.input().len();
+    ///         conn.input().skip(n);
+    ///     }
+    ///     fn on_drain(&self, next: &mut usize, conn: &mut Conn) {
+    ///         // Queue chunks until the output reaches its mark; on_drain comes back
+    ///         // once it has fallen to half of it.
+    ///         while *next < self.chunks.len() && conn.output().len() < 4 << 20 {
+    ///             conn.output().write_bytes(self.chunks[*next].clone());
+    ///             *next += 1;
+    ///         }
+    ///     }
+    /// }
+    /// ```
     fn on_drain(&self, state: &mut Self::State, conn: &mut Conn) {
         let _ = (state, conn);
     }

@@ -96,8 +96,48 @@ fn echo_allocations_do_not_grow_with_the_number_of_requests() {
         drop(clients);
         server.shutdown(PATIENCE);
     }
+    keyed_timer_rearming_does_not_allocate();
     #[cfg(feature = "http")]
     http_plaintext_allocations_do_not_grow();
+}
+
+/// Echoes, and re-arms two keyed timers and cancels a third on every request (a
+/// protocol's ping interval and pong deadline): once each key has its place, re-arming
+/// allocates nothing.
+fn keyed_timer_rearming_does_not_allocate() {
+    use netloop::{Conn, Handler, TimerKey};
+    struct TimedEcho;
+    impl Handler for TimedEcho {
+        type State = ();
+        fn on_connect(&self, _: &mut Conn) {}
+        fn on_request(&self, _: &mut (), conn: &mut Conn) {
+            conn.set_timer(TimerKey(1), Duration::from_secs(30));
+            conn.set_timer(TimerKey(2), Duration::from_secs(60));
+            conn.cancel_timer(TimerKey(3));
+            let n = conn.input().len();
+            let data = conn.input().next(n);
+            conn.output().write_bytes(data);
+        }
+    }
+    for mode in modes() {
+        let server = serve(mode, 1, TimedEcho);
+        let mut clients: Vec<_> = (0..4).map(|_| connect(addr(&server))).collect();
+        let msg = payload(1024, 5);
+        let mut back = vec![0u8; msg.len()];
+        allocations_for(&mut clients, 500, &msg, &mut back);
+        let small = allocations_for(&mut clients, 250, &msg, &mut back);
+        let large = allocations_for(&mut clients, 2500, &msg, &mut back);
+        assert_eq!(back, msg);
+        eprintln!(
+            "keyed timers {mode:?}: {small} allocations for 1,000 requests, {large} for 10,000"
+        );
+        assert!(
+            large <= small + 8,
+            "keyed timers {mode:?}: {small} allocations for 1,000 requests but {large} for 10,000"
+        );
+        drop(clients);
+        server.shutdown(PATIENCE);
+    }
 }
 
 /// The HTTP layer too: keep-alive plaintext requests allocate nothing per request (the

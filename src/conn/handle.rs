@@ -382,7 +382,16 @@ impl ConnHandle {
     }
 
     /// Bytes queued for this connection and not yet sent: sent through handles and not
-    /// yet picked up, plus what its poller has queued (as of its last look).
+    /// yet picked up, plus what its poller has queued (as of its last look). A
+    /// broadcaster uses it to skip a subscriber that is far behind:
+    ///
+    /// ```
+    /// # fn demo(subscriber: &netloop::ConnHandle, update: netloop::Bytes) {
+    /// if subscriber.queued() < 256 * 1024 {
+    ///     let _ = subscriber.send(update);
+    /// }
+    /// # }
+    /// ```
     pub fn queued(&self) -> usize {
         self.shared.outbox_bytes.load(Ordering::Acquire)
             + self.shared.output_pending.load(Ordering::Acquire)
@@ -399,6 +408,35 @@ impl ConnHandle {
     /// one running now (if any) returns. Wakes that come before `on_wake` runs are
     /// merged: at least one `on_wake` follows every `wake`. A worker that finished a job
     /// uses it to have the protocol layer frame and send the result.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use netloop::{Conn, Handler};
+    ///
+    /// /// Computes each request on another thread; the result is framed on the
+    /// /// connection's own turn.
+    /// struct Offload;
+    ///
+    /// impl Handler for Offload {
+    ///     type State = Arc<Mutex<Vec<u8>>>;
+    ///     fn on_connect(&self, _: &mut Conn) -> Self::State {
+    ///         Default::default()
+    ///     }
+    ///     fn on_request(&self, done: &mut Self::State, conn: &mut Conn) {
+    ///         let n = conn.input().len();
+    ///         let job = conn.input().next(n);
+    ///         let (handle, done) = (conn.handle(), done.clone());
+    ///         std::thread::spawn(move || {
+    ///             done.lock().unwrap().extend(job.iter().rev());
+    ///             let _ = handle.wake();
+    ///         });
+    ///     }
+    ///     fn on_wake(&self, done: &mut Self::State, conn: &mut Conn) {
+    ///         let result = std::mem::take(&mut *done.lock().unwrap());
+    ///         conn.output().write(&result);
+    ///     }
+    /// }
+    /// ```
     ///
     /// # Errors
     /// [`Error::Closed`] if the connection is closed or closing.

@@ -30,6 +30,39 @@ use crate::{Addr, Handler};
 /// cancelled on its own, and [`Handler::on_timer`](crate::Handler::on_timer) is told
 /// which one fired. Protocol layers keep to their own range of keys and leave the rest
 /// to their users (each layer documents its range).
+///
+/// ```
+/// use std::time::Duration;
+/// use netloop::{Conn, Handler, TimerKey};
+///
+/// const PING: TimerKey = TimerKey(0);
+/// const GIVE_UP: TimerKey = TimerKey(1);
+///
+/// /// Pings every second; closes if nothing came back for five.
+/// struct Heartbeat;
+///
+/// impl Handler for Heartbeat {
+///     type State = ();
+///     fn on_connect(&self, conn: &mut Conn) {
+///         conn.set_timer(PING, Duration::from_secs(1));
+///         conn.set_timer(GIVE_UP, Duration::from_secs(5));
+///     }
+///     fn on_request(&self, _: &mut (), conn: &mut Conn) {
+///         let n = conn.input().len();
+///         conn.input().skip(n);
+///         conn.set_timer(GIVE_UP, Duration::from_secs(5)); // the peer is alive
+///     }
+///     fn on_timer(&self, _: &mut (), conn: &mut Conn, key: TimerKey) {
+///         match key {
+///             PING => {
+///                 conn.output().write(b"ping\n");
+///                 conn.set_timer(PING, Duration::from_secs(1));
+///             }
+///             _ => conn.close(),
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerKey(pub u16);
 

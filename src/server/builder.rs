@@ -219,6 +219,18 @@ impl Builder {
     /// [`CloseReason::InputLimit`](crate::CloseReason::InputLimit), so a length a peer
     /// declares can never make the server buffer without bound. Protocol layers check
     /// their own limits below it (and answer with their own error). Default: 64 MiB.
+    ///
+    /// ```no_run
+    /// // Frames of at most 1 MiB: a peer declaring more is disconnected.
+    /// let server = netloop::Server::builder()
+    ///     .listen("127.0.0.1:7000")
+    ///     .max_want(1 << 20)
+    ///     .serve(netloop::handler_fn(|conn| {
+    ///         let n = conn.input().len();
+    ///         conn.input().skip(n);
+    ///     }))?;
+    /// # Ok::<(), netloop::Error>(())
+    /// ```
     pub fn max_want(mut self, bytes: usize) -> Builder {
         self.max_want = bytes;
         self
