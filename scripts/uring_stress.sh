@@ -24,7 +24,7 @@ if ! reason=$(cargo run -q --release --example backend -- --check io_uring 2>&1)
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 
-echo "== release build, io_uring: cancellation, churn, zero-copy send"
+echo "== release build, io_uring: cancellation, churn, zero-copy send, dialing"
 NETLOOP_BACKEND=io_uring cargo test --release -p netloop --test cancellation --test churn \
     --test zero_copy_send --test dialing
 
