@@ -64,10 +64,11 @@ fn a_peer_that_never_reads_is_bounded_then_closed_at_the_write_timeout() {
             "{mode:?}: closed for not reading, not as a slow sender"
         );
         // One read beyond the input mark, and one echoed batch beyond the output mark.
-        // On io_uring "one read" is one completion batch of a multishot receive: before
-        // the poller can stop it, the kernel delivers what has arrived, retrying up to
-        // 32 times (4 KiB buffers) per wake-up before it requeues the receive. (The
-        // hard bound is the poller's provided-buffer ring; this is the expected one.)
+        // On io_uring "one read" is at most one completion batch of a multishot receive
+        // (the kernel retries up to 32 times, 4 KiB buffers, per wake-up), which the
+        // driver arms only with that much room left under the mark; closer to it, it
+        // receives one buffer of at most the room left. (The hard bound is the poller's
+        // provided-buffer ring; this is the expected one.)
         let read_burst = match server.backend() {
             Backend::IoUring => READ_BUF + 32 * 4096,
             _ => READ_BUF,

@@ -130,12 +130,13 @@ impl Link {
     }
 
     /// The queue to send: the output itself (plain TCP), or the transport's wire queue
-    /// after encoding what the handler queued.
+    /// after encoding what the handler queued. Until the transport's handshake is done
+    /// nothing is encoded (bytes other threads sent meanwhile wait in the output).
     pub(crate) fn wire<'a>(&'a mut self, output: &'a mut Output) -> &'a mut Output {
         match self.layer.as_mut() {
             None => output,
             Some(l) => {
-                if !output.is_empty() && self.write_error.is_none() {
+                if !output.is_empty() && self.write_error.is_none() && l.transport.is_ready() {
                     if let Err(e) = l.transport.encode(output, &mut l.wire_out) {
                         tracing::debug!(error = %e, "transport cannot encode the output");
                         self.write_error = Some(e.kind());

@@ -41,7 +41,8 @@
 //!   operations are cancelled and it is closed after their final completions.
 //!
 //! Optional, with a documented default where a backend has nothing to do:
-//! [`pace_reads`](Driver::pace_reads) (a hint; epoll reads once per event anyway) and
+//! [`pace_reads`](Driver::pace_reads) (a hint: how much more a connection should take
+//! before its input mark; epoll reads once per event anyway) and
 //! [`closing`](Driver::closing) (sockets waiting for their operations; always 0 on
 //! epoll). Everything else a backend reports is private to it: the descriptor an accept
 //! delivered, the bytes a receive delivered, the error of a failed operation are collected
@@ -194,13 +195,14 @@ impl Driver {
         }
     }
 
-    /// Optional hint: read `token`'s socket one buffer per turn (`true`) or take all that
-    /// arrives (`false`). The poller limits connections that already hold input, so a
-    /// backend that receives without being asked each turn keeps them near the input
-    /// high-water mark. Epoll reads once per event anyway and ignores it.
-    pub(crate) fn pace_reads(&mut self, token: Token, limited: bool) {
+    /// Optional hint: `token`'s connection should take about `room` more bytes before it
+    /// reaches its input high-water mark, so a backend that receives without being
+    /// asked each turn (io_uring's multishot receive) can keep it there rather than
+    /// deliver a whole burst past it. Epoll reads once per event into a buffer the poller
+    /// sized, and ignores it.
+    pub(crate) fn pace_reads(&mut self, token: Token, room: usize) {
         if let Driver::Uring(u) = self {
-            u.pace_reads(token, limited);
+            u.pace_reads(token, room);
         }
     }
 

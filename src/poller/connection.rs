@@ -454,7 +454,6 @@ impl Poller {
             return;
         }
         let token = slot.token(index);
-        let away = !slot.is_home();
         let (buffered, limit) = match &mut slot.holder {
             // A declared frame larger than the mark must be able to arrive.
             Holder::Home(session) => {
@@ -472,10 +471,11 @@ impl Poller {
             }
             _ => {}
         }
-        // Past the low-water mark (or away on a worker, where the poller cannot see the
-        // handler consume) a connection reads one buffer per turn, so a completion
-        // backend's receives cannot overshoot the input mark by a whole burst.
-        self.driver.pace_reads(token, buffered >= low || away);
+        // A completion backend's receives are kept to the room left under the mark, so
+        // they cannot overshoot it by a whole burst (away on a worker, the poller cannot
+        // see the handler consume: the input it took counts until it is back).
+        self.driver
+            .pace_reads(token, limit.saturating_sub(buffered));
         let wanted = Interest {
             read: slot.reading == Reading::Open && slot.phase.reads() && !draining,
             write: slot.sending == Sending::AwaitingRoom && slot.phase.writes(),

@@ -61,6 +61,10 @@ const BUF_LEN: usize = 4096;
 const BIG_GROUP: u16 = 1;
 const BIG_COUNT: u16 = 128;
 const BIG_LEN: usize = 64 * 1024;
+/// Room a connection must have left under its input mark for a multishot receive: one
+/// may deliver up to 32 buffers per wake-up (the kernel's retry limit), and the cancel
+/// that stops it can take effect a wake-up late, so twice that.
+const MULTISHOT_ROOM: usize = 2 * 32 * BUF_LEN;
 /// How long dropping a ring waits for cancelled operations to finish.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
@@ -103,13 +107,17 @@ struct Watch {
     input: Op,
     /// The armed receive is multishot (rather than one buffer's worth).
     input_multi: bool,
-    /// Receive one buffer per turn instead of all that arrives: the poller asked for it
-    /// (`limited`, near the input high-water mark), or the last receive filled a whole
-    /// buffer (`bursting`: more is probably waiting, and a multishot receive would take
-    /// all of it at once, hundreds of KiB in one wait). A new connection starts
-    /// bursting, so a peer that floods from the start is read one buffer per turn.
-    limited: bool,
+    /// Receive one buffer per turn instead of all that arrives when the connection has
+    /// less than [`MULTISHOT_ROOM`] left under its input mark (`room`, from the poller,
+    /// less what was delivered since), or when the last receive filled what it asked for
+    /// (`bursting`: more is probably waiting, and a multishot receive would take all of
+    /// it at once, hundreds of KiB in one wait). A new connection starts bursting, so a
+    /// peer that floods from the start is read one buffer per turn. A single receive
+    /// asks for at most `room` (at least one small buffer), so it stops at the mark.
+    room: usize,
     bursting: bool,
+    /// What the armed single receive asked for.
+    single_len: usize,
     /// The input operation ended for good (end-of-file, an error): not re-armed until
     /// the poller re-registers the socket.
     input_ended: bool,
@@ -135,8 +143,9 @@ impl Watch {
             want,
             input: Op::Idle,
             input_multi: false,
-            limited: false,
+            room: BIG_LEN,
             bursting: true,
+            single_len: 0,
             input_ended: false,
             output: Op::Idle,
             send: Op::Idle,
@@ -145,6 +154,11 @@ impl Watch {
             connect: Op::Idle,
             connect_addr: None,
         }
+    }
+
+    /// Whether input is taken one receive at a time (see `room`).
+    fn one_at_a_time(&self) -> bool {
+        self.bursting || self.room < MULTISHOT_ROOM
     }
 
     fn ops_pending(&self) -> u8 {
@@ -479,11 +493,12 @@ impl Uring {
         }
     }
 
-    /// Receives one buffer per turn (`limited`) or everything that arrives.
-    pub(crate) fn pace_reads(&mut self, token: Token, limited: bool) {
+    /// How many more bytes `token`'s connection should take before its input mark.
+    pub(crate) fn pace_reads(&mut self, token: Token, room: usize) {
         if let Some(w) = self.watch_mut(token) {
-            if w.limited != limited {
-                w.limited = limited;
+            let was = w.one_at_a_time();
+            w.room = room;
+            if w.one_at_a_time() != was {
                 self.reconcile(token);
             }
         }
@@ -552,7 +567,7 @@ impl Uring {
         let want_input = w.want.read && !w.input_ended;
         // A multishot receive takes everything that arrives; a limited connection gets
         // a single receive instead, one buffer per turn.
-        let one_at_a_time = w.limited || w.bursting;
+        let one_at_a_time = w.one_at_a_time();
         let too_much = !listener && one_at_a_time && w.input_multi;
         match (want_input, w.input) {
             (true, Op::Idle) => {
@@ -562,7 +577,8 @@ impl Uring {
                         .build()
                         .user_data(user_data(ACCEPT, token))
                 } else if one_at_a_time {
-                    opcode::Recv::new(fd, std::ptr::null_mut(), BIG_LEN as u32)
+                    w.single_len = w.room.clamp(BUF_LEN, BIG_LEN);
+                    opcode::Recv::new(fd, std::ptr::null_mut(), w.single_len as u32)
                         .buf_group(BIG_GROUP)
                         .build()
                         .flags(squeue::Flags::BUFFER_SELECT)
@@ -872,10 +888,11 @@ impl Uring {
                 let group = self.group(big);
                 buf.extend_from_slice(group.data(bid, len));
                 group.push(bid);
-                let bursting = len == if big { BIG_LEN } else { BUF_LEN };
                 if let Some(w) = self.watch_mut(token) {
-                    if w.bursting != bursting {
-                        w.bursting = bursting;
+                    let was = w.one_at_a_time();
+                    w.bursting = len == if big { w.single_len } else { BUF_LEN };
+                    w.room = w.room.saturating_sub(len);
+                    if w.one_at_a_time() != was {
                         self.reconcile(token);
                     }
                 }
