@@ -3,9 +3,10 @@
 //! ([`state::next`]) after anything happened to a connection.
 
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::slot::{Away, Gauges, Holder, Reading, Sending, Slot};
 use super::state::{self, Facts, Phase, Step};
@@ -14,8 +15,9 @@ use super::{Adopt, Config, Mode, Poller};
 use crate::conn::{ConnShared, Link};
 use crate::dispatch::{self, Call, Job, JobKind, Outcome};
 use crate::driver::{Event, Interest, SendResult, Sent, Token, TokenKind};
-use crate::session::Session;
+use crate::session::{Hooks, Session};
 use crate::stats::{bump, shift};
+use crate::transport::Transport;
 use crate::{Addr, CloseReason, Conn, ConnHandle};
 
 /// Smallest read worth a system call; below this much spare room the buffer grows.
@@ -43,10 +45,10 @@ impl Poller {
     /// phase. Returns the slot's index.
     pub(super) fn insert_slot(
         &mut self,
-        fd: std::os::fd::OwnedFd,
-        shared: std::sync::Arc<ConnShared>,
-        hooks: std::sync::Arc<dyn crate::session::Hooks>,
-        transport: Option<Box<dyn crate::transport::Transport>>,
+        fd: OwnedFd,
+        shared: Arc<ConnShared>,
+        hooks: Arc<dyn Hooks>,
+        transport: Option<Box<dyn Transport>>,
         phase: Phase,
     ) -> usize {
         let generation = self.next_generation();
@@ -247,7 +249,7 @@ impl Poller {
     }
 
     /// Something is waiting for this connection: sends, a wake or a close request.
-    pub(super) fn notified(&mut self, shared: std::sync::Arc<ConnShared>) {
+    pub(super) fn notified(&mut self, shared: Arc<ConnShared>) {
         shared.clear_notified();
         let TokenKind::Conn { index, generation } = shared.token().kind() else {
             return;
