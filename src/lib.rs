@@ -151,6 +151,8 @@ mod stats;
 mod sys;
 mod timer;
 pub mod transport;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use addr::{Addr, AddrParseError};
 pub use backend::{Backend, BACKEND_ENV};

@@ -120,6 +120,7 @@ fn upgrading_http(log: Log) -> impl Handler {
         Some(b"forbidden") => Upgrade::Refused {
             status: 426,
             reason: "Upgrade Required",
+            headers: &[("Sec-WebSocket-Version", "13")],
         },
         _ => Upgrade::Declined,
     })
@@ -208,6 +209,7 @@ fn a_declined_upgrade_is_served_and_a_refused_one_is_answered_and_closed() {
             "{all}"
         );
         assert!(all.contains("Connection: close"), "{all}");
+        assert!(all.contains("Sec-WebSocket-Version: 13\r\n"), "{all}");
         server.shutdown(PATIENCE);
     }
 }

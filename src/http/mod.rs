@@ -88,13 +88,16 @@ pub enum Upgrade {
     Switched,
     /// Not an upgrade this hook serves: the service answers the request as usual.
     Declined,
-    /// A bad upgrade request: the layer answers with this status and reason and closes
-    /// the connection (WebSocket's `400` for a missing key, `426` for a wrong version).
+    /// A bad upgrade request: the layer answers with this status, reason and headers
+    /// and closes the connection (WebSocket's `400` for a missing key, `426` with
+    /// `Sec-WebSocket-Version: 13` for a wrong version).
     Refused {
         /// The status code.
         status: u16,
         /// The reason phrase, also sent as the body.
         reason: &'static str,
+        /// Headers to add to the answer.
+        headers: &'static [(&'static str, &'static str)],
     },
 }
 
@@ -219,8 +222,12 @@ impl<S: Service> Handler for Http<S> {
                         conn.close();
                         return;
                     }
-                    Upgrade::Refused { status, reason } => {
-                        return answer_error(st, conn, status, reason);
+                    Upgrade::Refused {
+                        status,
+                        reason,
+                        headers,
+                    } => {
+                        return answer_error(st, conn, status, reason, headers);
                     }
                 }
             }
@@ -248,19 +255,28 @@ impl<S: Service> Handler for Http<S> {
 impl<S: Service> Http<S> {
     fn refuse(&self, st: &mut HttpConn, conn: &mut Conn, error: ParseError) {
         let (code, reason) = error.status();
-        answer_error(st, conn, code, reason);
+        answer_error(st, conn, code, reason, &[]);
     }
 }
 
 /// Answers with an error status and closes; whatever else is buffered is dropped.
-fn answer_error(st: &mut HttpConn, conn: &mut Conn, code: u16, reason: &str) {
+fn answer_error(
+    st: &mut HttpConn,
+    conn: &mut Conn,
+    code: u16,
+    reason: &str,
+    headers: &[(&str, &str)],
+) {
     tracing::debug!(code, "refusing request");
     let n = conn.input().len();
     conn.input().skip(n);
     let mut res = Response::new(conn.output(), false, true);
     res.status(code, reason)
-        .header("Content-Type", "text/plain")
-        .body(reason.as_bytes());
+        .header("Content-Type", "text/plain");
+    for (name, value) in headers {
+        res.header(name, value);
+    }
+    res.body(reason.as_bytes());
     st.closing = true;
     conn.close();
 }

@@ -2,6 +2,9 @@
 //! bounded waits.
 #![allow(dead_code)]
 
+#[cfg(feature = "ws")]
+pub mod ws;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
