@@ -149,6 +149,7 @@ mod session;
 pub mod signal;
 mod stats;
 mod sys;
+pub mod testing;
 mod timer;
 pub mod transport;
 #[cfg(feature = "ws")]
