@@ -228,6 +228,7 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
         recorder: Mutex::new(Recorder::new()),
         stopping: AtomicBool::new(false),
         dialer: client.dialer().connect_timeout(config.connect_timeout),
+        handshake: config.request.handshake(),
         addr: config.addr.clone(),
     });
     let total = config.warmup + config.duration;
@@ -345,6 +346,8 @@ struct Shared {
     stopping: AtomicBool,
     /// Dials the connections (and re-dials lost ones, from the poller).
     dialer: Dialer,
+    /// What a connection sends before its first request (WebSocket's upgrade).
+    handshake: Option<Bytes>,
     /// The target.
     addr: String,
 }
@@ -484,42 +487,9 @@ impl Client {
         conn.input().skip(n);
         conn.close();
     }
-}
 
-impl Handler for Client {
-    type State = ConnState;
-
-    fn on_connect(&self, conn: &mut Conn) -> ConnState {
-        let now = Instant::now();
-        if self.again {
-            self.shared.recorder().reconnected();
-        }
-        let mut st = ConnState {
-            decoder: self.shared.decoder.clone(),
-            starts: VecDeque::new(),
-            schedule: None,
-            next: 0,
-            ending: None,
-        };
-        match self.shared.load {
-            Load::Closed { pipeline } => {
-                let mut rec = self.shared.recorder();
-                for _ in 0..pipeline {
-                    self.send(conn, &mut st, now, &mut rec);
-                }
-            }
-            Load::Open { rate } => {
-                let schedule =
-                    Schedule::new(self.shared.epoch, rate, self.shared.conns, self.index);
-                st.next = schedule.first_at_or_after(now);
-                st.schedule = Some(schedule);
-                self.pace(conn, &mut st, now, &mut None);
-            }
-        }
-        st
-    }
-
-    fn on_request(&self, st: &mut ConnState, conn: &mut Conn) {
+    /// Takes the responses that arrived, and sends what closed loop sends in return.
+    fn answers(&self, st: &mut ConnState, conn: &mut Conn) {
         // One clock read per callback: it stamps every response completed by this read
         // and, in closed loop, the send time of the requests that replace them.
         let now = Instant::now();
@@ -564,6 +534,13 @@ impl Handler for Client {
                     conn.input().want(need);
                     break;
                 }
+                Ok(Decoded::Upgraded { consumed }) => {
+                    conn.input().skip(consumed);
+                    drop(rec.take());
+                    if !self.stopping() {
+                        self.start(conn, st, now);
+                    }
+                }
                 Err(e) => {
                     r.error(ErrorKind::BadResponse, e);
                     return self.abandon(conn, st);
@@ -573,6 +550,52 @@ impl Handler for Client {
         if st.schedule.is_some() {
             self.pace(conn, st, now, &mut rec);
         }
+    }
+
+    /// Starts the load on a connection that is ready for requests.
+    fn start(&self, conn: &mut Conn, st: &mut ConnState, now: Instant) {
+        match self.shared.load {
+            Load::Closed { pipeline } => {
+                let mut rec = self.shared.recorder();
+                for _ in 0..pipeline {
+                    self.send(conn, st, now, &mut rec);
+                }
+            }
+            Load::Open { rate } => {
+                let schedule =
+                    Schedule::new(self.shared.epoch, rate, self.shared.conns, self.index);
+                st.next = schedule.first_at_or_after(now);
+                st.schedule = Some(schedule);
+                self.pace(conn, st, now, &mut None);
+            }
+        }
+    }
+}
+
+impl Handler for Client {
+    type State = ConnState;
+
+    fn on_connect(&self, conn: &mut Conn) -> ConnState {
+        if self.again {
+            self.shared.recorder().reconnected();
+        }
+        let mut st = ConnState {
+            decoder: self.shared.decoder.clone(),
+            starts: VecDeque::new(),
+            schedule: None,
+            next: 0,
+            ending: None,
+        };
+        match &self.shared.handshake {
+            // Requests wait for the handshake's answer (see on_request).
+            Some(greeting) => conn.output().write_bytes(greeting.clone()),
+            None => self.start(conn, &mut st, Instant::now()),
+        }
+        st
+    }
+
+    fn on_request(&self, st: &mut ConnState, conn: &mut Conn) {
+        self.answers(st, conn);
     }
 
     fn on_timer(&self, st: &mut ConnState, conn: &mut Conn, _key: TimerKey) {

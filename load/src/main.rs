@@ -76,6 +76,8 @@ enum Proto {
     Framed,
     /// HTTP/1.1 GET with keep-alive.
     Http,
+    /// WebSocket: upgrade, then binary messages of --size bytes echoed back.
+    Ws,
 }
 
 impl From<Proto> for Protocol {
@@ -84,6 +86,7 @@ impl From<Proto> for Protocol {
             Proto::Echo => Protocol::Echo,
             Proto::Framed => Protocol::Framed,
             Proto::Http => Protocol::Http,
+            Proto::Ws => Protocol::Ws,
         }
     }
 }

@@ -24,6 +24,9 @@ pub enum Protocol {
     /// HTTP/1.1 `GET` with keep-alive; replies are parsed with `httparse` and delimited by
     /// `Content-Length`.
     Http,
+    /// WebSocket: an upgrade handshake first, then each request is one masked binary
+    /// message of `size` bytes and the reply is the same message back (an echo server).
+    Ws,
 }
 
 impl Protocol {
@@ -33,6 +36,7 @@ impl Protocol {
             Protocol::Echo => "echo",
             Protocol::Framed => "framed",
             Protocol::Http => "http",
+            Protocol::Ws => "ws",
         }
     }
 }
@@ -86,6 +90,19 @@ impl RequestSpec {
                 "GET {} HTTP/1.1\r\nHost: {}\r\n\r\n",
                 self.path, self.host
             )),
+            Protocol::Ws => ws_frame(&pattern(self.size), Some(WS_MASK)),
+        }
+    }
+
+    /// What a connection sends first, before any request, and waits to be answered:
+    /// the WebSocket upgrade request.
+    pub fn handshake(&self) -> Option<Bytes> {
+        match self.protocol {
+            Protocol::Ws => Some(Bytes::from(format!(
+                "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {WS_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                self.path, self.host
+            ))),
+            _ => None,
         }
     }
 
@@ -133,8 +150,49 @@ impl RequestSpec {
                 body: Match::new(pattern(self.size)),
             },
             Protocol::Http => Decoder::Http(HttpDecoder::default()),
+            Protocol::Ws => Decoder::Ws {
+                upgraded: false,
+                // The echo comes back unmasked.
+                reply: Match::new(ws_frame(&pattern(self.size), None)),
+            },
         }
     }
+}
+
+/// The key of every upgrade request (any 16 bytes in base64 will do for a load test)
+/// and the accept value an RFC 6455 server answers it with.
+const WS_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+const WS_ACCEPT: &[u8] = b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+
+/// The masking key of every request frame. RFC 6455 wants keys a proxy cannot predict;
+/// a load generator talking to a server on loopback, encoding its one request once, does
+/// not need that (the server unmasks whatever the key).
+const WS_MASK: [u8; 4] = [0x3a, 0x91, 0x5c, 0xe7];
+
+/// A single-frame binary WebSocket message, masked with `mask` if given.
+fn ws_frame(payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
+    let mut f = BytesMut::with_capacity(payload.len() + 14);
+    f.put_u8(0x82);
+    let bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => f.put_u8(bit | n as u8),
+        n if n <= 0xffff => {
+            f.put_u8(bit | 126);
+            f.put_u16(n as u16);
+        }
+        n => {
+            f.put_u8(bit | 127);
+            f.put_u64(n as u64);
+        }
+    }
+    match mask {
+        Some(key) => {
+            f.put_slice(&key);
+            f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        }
+        None => f.put_slice(payload),
+    }
+    f.freeze()
 }
 
 /// `n` bytes of `abc...xyzabc...`.
@@ -168,6 +226,12 @@ pub enum Decoded {
         /// Buffered bytes needed before another call can make progress.
         need: usize,
     },
+    /// The handshake's answer (WebSocket's 101) ends `consumed` bytes into the buffer:
+    /// requests may be sent from now on.
+    Upgraded {
+        /// Bytes of the buffer that belong to the answer.
+        consumed: usize,
+    },
 }
 
 /// Why a response is not what the request called for.
@@ -194,6 +258,8 @@ pub enum DecodeError {
     BodyLength(&'static str),
     /// An interim (`1xx`) HTTP response: nothing this generator sends asks for one.
     Informational(u16),
+    /// The server did not accept the WebSocket upgrade (no 101 with the right accept).
+    Upgrade,
 }
 
 impl fmt::Display for DecodeError {
@@ -211,6 +277,7 @@ impl fmt::Display for DecodeError {
             }
             DecodeError::BodyLength(why) => write!(f, "unsupported HTTP body: {why}"),
             DecodeError::Informational(code) => write!(f, "unexpected interim response {code}"),
+            DecodeError::Upgrade => f.write_str("the WebSocket upgrade was refused"),
         }
     }
 }
@@ -232,6 +299,13 @@ pub enum Decoder {
     },
     /// HTTP/1.1 responses.
     Http(HttpDecoder),
+    /// WebSocket: the 101 first, then each reply must equal the expected frame.
+    Ws {
+        /// The 101 has been read.
+        upgraded: bool,
+        /// The reply frame being compared.
+        reply: Match,
+    },
 }
 
 impl Decoder {
@@ -274,9 +348,32 @@ impl Decoder {
                         consumed: used + consumed,
                         need,
                     }),
+                    Decoded::Upgraded { .. } => unreachable!("a match never upgrades"),
                 }
             }
             Decoder::Http(h) => h.decode(buf),
+            Decoder::Ws { upgraded, reply } => {
+                if *upgraded {
+                    return reply.feed(buf, 0);
+                }
+                let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    if buf.len() >= MAX_HTTP_HEAD {
+                        return Err(DecodeError::HeadTooLarge);
+                    }
+                    return Ok(Decoded::Partial {
+                        consumed: 0,
+                        need: buf.len() + 1,
+                    });
+                };
+                let head = &buf[..end + 4];
+                let accepted = head.starts_with(b"HTTP/1.1 101 ")
+                    && head.windows(WS_ACCEPT.len()).any(|w| w == WS_ACCEPT);
+                if !accepted {
+                    return Err(DecodeError::Upgrade);
+                }
+                *upgraded = true;
+                Ok(Decoded::Upgraded { consumed: end + 4 })
+            }
         }
     }
 }
@@ -448,6 +545,47 @@ impl HttpDecoder {
 mod tests {
     use super::*;
 
+    #[test]
+    fn ws_waits_for_the_upgrade_then_matches_unmasked_echoes() {
+        let spec = spec(Protocol::Ws, 300);
+        let request = spec.encode();
+        assert_eq!(
+            (request[0], request[1] & 0x80),
+            (0x82, 0x80),
+            "a masked binary frame"
+        );
+        assert!(spec
+            .handshake()
+            .unwrap()
+            .starts_with(b"GET /plaintext HTTP/1.1\r\n"));
+        let mut d = spec.decoder();
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+            std::str::from_utf8(WS_ACCEPT).unwrap()
+        );
+        let mut stream = answer.clone().into_bytes();
+        stream.extend_from_slice(&ws_frame(&pattern(300), None));
+        assert_eq!(
+            d.decode(&stream[..10]),
+            Ok(Decoded::Partial {
+                consumed: 0,
+                need: 11
+            })
+        );
+        assert_eq!(
+            d.decode(&stream),
+            Ok(Decoded::Upgraded {
+                consumed: answer.len()
+            })
+        );
+        assert_eq!(d.decode(&stream[answer.len()..]), Ok(complete(304)));
+        let mut refused = spec.decoder();
+        assert_eq!(
+            refused.decode(b"HTTP/1.1 426 Upgrade Required\r\n\r\n"),
+            Err(DecodeError::Upgrade)
+        );
+    }
+
     fn spec(protocol: Protocol, size: usize) -> RequestSpec {
         RequestSpec {
             protocol,
@@ -491,6 +629,9 @@ mod tests {
                             buffered.len()
                         );
                         break;
+                    }
+                    Decoded::Upgraded { consumed } => {
+                        buffered.drain(..consumed);
                     }
                 }
             }

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use netloop::http::{Http, Request, Response};
-use netloop::{handler_fn, Conn, Server, ServerHandle};
+use netloop::{handler_fn, ws, Conn, Server, ServerHandle};
 use netloop_load::{run, Config, Load, Protocol, Report, RequestSpec};
 
 /// Echo: every byte back, without copying.
@@ -64,11 +64,31 @@ fn http_server() -> ServerHandle {
         .expect("http server")
 }
 
+/// WebSocket echo on netloop's own server.
+struct WsEcho;
+
+impl ws::WsHandler for WsEcho {
+    type State = ();
+    fn on_open(&self, _: &mut ws::WsConn<'_>, _: &Request) {}
+    fn on_message(&self, _: &mut (), conn: &mut ws::WsConn<'_>, msg: ws::Message) {
+        conn.send(msg);
+    }
+}
+
+fn ws_server() -> ServerHandle {
+    Server::builder()
+        .listen("127.0.0.1:0")
+        .pollers(1)
+        .serve(ws::server(WsEcho, ws::Config::default()))
+        .expect("ws server")
+}
+
 fn server(protocol: Protocol) -> ServerHandle {
     match protocol {
         Protocol::Echo => echo_server(),
         Protocol::Framed => framed_server(),
         Protocol::Http => http_server(),
+        Protocol::Ws => ws_server(),
     }
 }
 
@@ -154,6 +174,16 @@ fn framed_closed_loop() {
 #[test]
 fn http_closed_loop() {
     closed_loop(Protocol::Http, 1);
+}
+
+#[test]
+fn ws_closed_loop_pipelined() {
+    closed_loop(Protocol::Ws, 4);
+}
+
+#[test]
+fn ws_open_loop() {
+    open_loop(Protocol::Ws);
 }
 
 #[test]
