@@ -87,7 +87,7 @@ pub(crate) fn run(session: &mut Session, call: Call, flush: bool) -> Outcome {
                 break;
             }
             conn.input.consumed = 0;
-            conn.input.want = 0;
+            conn.input.reset_declarations();
             conn.calls += 1;
             session.request();
             let conn = &mut session.conn;

@@ -126,8 +126,13 @@
 //!
 //! ## Features
 //!
-//! * `http` (default): `netloop::http`, the HTTP/1.1 layer. Without it only the core is
-//!   built.
+//! * `http` (default): `netloop::http`, the HTTP/1.1 layer. Without it (and `ws`) only
+//!   the core is built.
+//! * `ws` (default, turns on `http`): `netloop::ws`, the WebSocket server
+//!   with permessage-deflate.
+//!
+//! [`netloop::testing`](crate::testing) is always there: it drives a handler with no
+//! socket or poller, for unit tests of a protocol layer and for fuzzing one.
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 

@@ -198,8 +198,13 @@ fn protocol_errors_fail_the_connection_with_their_code_and_limits_hold_before_bu
             .max_frame_size(64 * 1024);
         let f = serve_ws(mode, config);
         let a = addr(&f.server);
-        let cases: [(Vec<u8>, u16); 4] = [
+        // A 60,000-byte text frame with an invalid byte at 100, of which only the
+        // first 300 bytes are sent: it fails as they arrive, not when the frame ends.
+        let mut long_text = vec![b'a'; 60_000];
+        long_text[100] = 0xff;
+        let cases: [(Vec<u8>, u16); 5] = [
             (frame_bytes(true, TEXT, b"\xff\xfe"), 1007),
+            (frame_bytes(true, TEXT, &long_text)[..300].to_vec(), 1007),
             (frame_bytes(true, 0x3, b"x"), 1002),
             (frame_bytes(true, CONTINUATION, b"x"), 1002),
             // Only the header of a 1 MiB frame: refused without waiting for its payload.

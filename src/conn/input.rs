@@ -13,6 +13,9 @@ pub struct Input {
     pub(crate) buf: BytesMut,
     /// Do not call the handler until this many bytes are buffered.
     pub(crate) want: usize,
+    /// This many bytes will be needed, but call the handler as they arrive
+    /// ([`want_streaming`](Input::want_streaming)).
+    pub(crate) streaming: usize,
     /// The most [`want`](Input::want) may ask for ([`Builder::max_want`](crate::Builder::max_want)).
     pub(crate) want_limit: usize,
     /// A `want` above the limit was refused: the connection closes with
@@ -42,6 +45,7 @@ impl Input {
         Input {
             buf: BytesMut::new(),
             want: 0,
+            streaming: 0,
             want_limit,
             over_limit: false,
             consumed: 0,
@@ -153,6 +157,38 @@ impl Input {
         }
     }
 
+    /// Like [`want`](Input::want) (the mark is raised so `n` bytes can arrive, and the
+    /// same limit applies), but the handler is still called each time new bytes
+    /// arrive, before `n` are buffered: for a protocol that checks a long frame while it
+    /// comes in, such as WebSocket failing invalid UTF-8 in a text frame at once. A call
+    /// that consumes nothing still waits for new bytes. The declaration lasts until the
+    /// next call.
+    ///
+    /// ```
+    /// # let mut input = netloop::Input::from_slice(b"partial frame");
+    /// input.want_streaming(1 << 20); // a 1 MiB frame; look at each piece as it comes
+    /// assert!(input.len() < 1 << 20);
+    /// ```
+    pub fn want_streaming(&mut self, n: usize) {
+        if n > self.want_limit {
+            self.over_limit = true;
+        } else {
+            self.streaming = n;
+        }
+    }
+
+    /// What the handler declared it needs buffered ([`want`](Input::want) or
+    /// [`want_streaming`](Input::want_streaming)): the mark is raised to it.
+    pub(crate) fn declared(&self) -> usize {
+        self.want.max(self.streaming)
+    }
+
+    /// Forgets the last call's declarations (a new call makes its own).
+    pub(crate) fn reset_declarations(&mut self) {
+        self.want = 0;
+        self.streaming = 0;
+    }
+
     /// The largest [`want`](Input::want) this connection accepts
     /// ([`Builder::max_want`](crate::Builder::max_want)).
     pub fn want_limit(&self) -> usize {
@@ -249,6 +285,21 @@ mod tests {
         assert!(!input.ready());
         input.appended();
         assert!(input.ready());
+    }
+
+    #[test]
+    fn want_streaming_declares_the_need_without_holding_calls_back() {
+        let mut input = Input::from_slice(b"abc");
+        input.want_streaming(1000);
+        assert!(input.ready(), "called as bytes arrive");
+        assert_eq!(input.declared(), 1000, "the mark still rises to it");
+        input.stalled = true;
+        assert!(!input.ready(), "but not again without new bytes");
+        input.reset_declarations();
+        assert_eq!(input.declared(), 0);
+        let mut input = Input::with_limit(100);
+        input.want_streaming(101);
+        assert!(input.over_limit, "the limit applies as for want");
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl Poller {
         let (buf, want) = match &mut slot.holder {
             Holder::Home(session) => {
                 let conn = &mut session.conn;
-                let want = conn.input.want.saturating_sub(conn.input.len());
+                let want = conn.input.declared().saturating_sub(conn.input.len());
                 (conn.link.read_buf(&mut conn.input), want)
             }
             Holder::Away(away) => (&mut away.incoming, 0),
@@ -460,7 +460,7 @@ impl Poller {
             // A declared frame larger than the mark must be able to arrive.
             Holder::Home(session) => {
                 let input = &session.conn.input;
-                (input.len(), high.max(input.want))
+                (input.len(), high.max(input.declared()))
             }
             Holder::Away(a) => (a.input_taken + a.incoming.len(), high),
         };

@@ -94,7 +94,23 @@ pub struct Decoder {
     /// permessage-deflate was negotiated: RSV1 marks compressed messages.
     compressed_allowed: bool,
     message: Option<Partial>,
+    /// UTF-8 of the front frame's payload checked while it is still arriving.
+    early: Early,
 }
+
+/// Text checked before its frame is complete, so a peer sending one long frame with an
+/// invalid byte near its start fails when that byte arrives, not a megabyte later.
+#[derive(Debug, Default)]
+struct Early {
+    /// Payload bytes of the front frame already checked.
+    checked: usize,
+    /// The validator for a first frame (a continuation uses its message's).
+    utf8: Validator,
+}
+
+/// Bytes unmasked at a time for the early check (a copy: the frame stays masked in the
+/// input until it is complete and unmasked in place).
+const EARLY_CHUNK: usize = 256;
 
 impl Decoder {
     /// A decoder for this end of a connection.
@@ -104,7 +120,34 @@ impl Decoder {
             limits,
             compressed_allowed,
             message: None,
+            early: Early::default(),
         }
+    }
+
+    /// Checks the UTF-8 of a text frame's payload that has arrived so far; `false` if
+    /// the frame is not uncompressed text (nothing to check before it is complete).
+    fn check_early(&mut self, input: &Input, h: &frame::Header) -> Result<bool, ProtocolError> {
+        let first = h.opcode == OpCode::Text && !h.rsv1;
+        let utf8 = match &mut self.message {
+            Some(m) if h.opcode == OpCode::Continuation && m.text && !m.compressed => &mut m.utf8,
+            None if first => &mut self.early.utf8,
+            _ => return Ok(false),
+        };
+        let arrived = &input.as_slice()[h.header_len..];
+        let mut buf = [0u8; EARLY_CHUNK];
+        while self.early.checked < arrived.len() {
+            let at = self.early.checked;
+            let n = (arrived.len() - at).min(EARLY_CHUNK);
+            let chunk = &mut buf[..n];
+            chunk.copy_from_slice(&arrived[at..at + n]);
+            if let Some(key) = h.mask {
+                mask::apply(chunk, key, at);
+            }
+            utf8.feed(chunk, false)
+                .map_err(|_| fail(close::INVALID_PAYLOAD, "text that is not UTF-8"))?;
+            self.early.checked += n;
+        }
+        Ok(true)
     }
 
     /// Takes the next message or control frame off `input`. `Ok(None)` means more bytes
@@ -185,7 +228,12 @@ impl Decoder {
                 return Err(fail(close::MESSAGE_TOO_BIG, "message over the size limit"));
             }
             if input.len() < total {
-                input.want(total);
+                if self.check_early(input, &h)? {
+                    // Called again as each piece arrives, to check it then.
+                    input.want_streaming(total);
+                } else {
+                    input.want(total);
+                }
                 return Ok(None);
             }
             input.skip(h.header_len);
@@ -193,6 +241,7 @@ impl Decoder {
             if let Some(key) = h.mask {
                 mask::apply(&mut payload, key, 0);
             }
+            let early = std::mem::take(&mut self.early);
             match h.opcode {
                 OpCode::Ping => return Ok(Some(Incoming::Ping(payload.freeze()))),
                 OpCode::Pong => return Ok(Some(Incoming::Pong(payload.freeze()))),
@@ -206,11 +255,11 @@ impl Decoder {
                         text: h.opcode == OpCode::Text,
                         compressed: h.rsv1,
                         data: payload,
-                        utf8: Validator::default(),
+                        utf8: early.utf8,
                     };
                     if m.text && !m.compressed {
                         m.utf8
-                            .feed(&m.data, h.fin)
+                            .feed(&m.data[early.checked..], h.fin)
                             .map_err(|_| fail(close::INVALID_PAYLOAD, "text that is not UTF-8"))?;
                     }
                     if h.fin {
@@ -223,7 +272,7 @@ impl Decoder {
                     let m = self.message.as_mut().expect("checked above");
                     if m.text && !m.compressed {
                         m.utf8
-                            .feed(&payload, h.fin)
+                            .feed(&payload[early.checked..], h.fin)
                             .map_err(|_| fail(close::INVALID_PAYLOAD, "text that is not UTF-8"))?;
                     }
                     m.data.extend_from_slice(&payload);
@@ -468,6 +517,43 @@ mod tests {
         let wire = client_frame(true, false, OpCode::Binary, &vec![0; 2 << 20]);
         let mut input = Input::from_slice(&wire[..14]);
         assert_eq!(d.decode(&mut input, None).unwrap_err().code, 1009);
+    }
+
+    #[test]
+    fn invalid_text_fails_when_its_byte_arrives_not_when_its_frame_completes() {
+        // One 64 KiB text frame (first or continuation) whose 1000th byte is not UTF-8,
+        // fed 700 bytes at a time: it fails within two feeds.
+        let mut text = "é".repeat(32 << 10).into_bytes();
+        text[1000] = 0xff;
+        let first = client_frame(true, false, OpCode::Text, &text);
+        let mut fragmented = client_frame(false, false, OpCode::Text, b"ok ");
+        fragmented.extend(client_frame(true, false, OpCode::Continuation, &text));
+        for wire in [first, fragmented] {
+            let mut d = Decoder::new(Role::Server, LIMITS, false);
+            let mut input = Input::from_slice(&[]);
+            let mut fed = 0;
+            let err = wire
+                .chunks(700)
+                .find_map(|chunk| {
+                    fed += chunk.len();
+                    input.buf.extend_from_slice(chunk);
+                    d.decode(&mut input, None).err()
+                })
+                .expect("fails");
+            assert_eq!(err.code, 1007);
+            assert!(fed < 2100, "failed after {fed} of {} bytes", wire.len());
+        }
+        // The same frames, valid, still decode at any split: the early check and the
+        // final one together see each byte once.
+        let text = "é€😀".repeat(5000);
+        let wire = client_frame(true, false, OpCode::Text, text.as_bytes());
+        for split in [1, 3, 255, 256, 257, 4096] {
+            let got = decode_all(&wire, split).unwrap();
+            assert_eq!(
+                got,
+                vec![Incoming::Message(Message::Text(text.as_str().into()))]
+            );
+        }
     }
 
     #[test]
