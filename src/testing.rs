@@ -99,6 +99,8 @@ impl Harness {
         self.panicked |= outcome.panicked;
         let conn = &mut session.conn;
         conn.take_outbox();
+        // What a poller publishes when the connection rests (handles read it).
+        conn.shared.publish_output_pending(conn.output.len());
         self.timers.append(&mut conn.requests.timers);
     }
 
@@ -138,6 +140,7 @@ impl Harness {
         while let Some(segment) = conn.output.pop_front() {
             out.extend_from_slice(&segment);
         }
+        conn.shared.publish_output_pending(0);
         out
     }
 

@@ -233,6 +233,13 @@ impl ConnShared {
         for data in outbox.queue.drain(..) {
             output.write_bytes(data);
         }
+        // The bytes move from the outbox's count to the output's in the same step, under
+        // the lock senders check the mark under: were they counted in neither until the
+        // poller next publishes its output, a sender could queue a whole mark's worth
+        // again in between. The poller's next publish replaces the sum with what is
+        // really left.
+        self.output_pending
+            .fetch_add(outbox.bytes, Ordering::AcqRel);
         outbox.bytes = 0;
         self.outbox_bytes.store(0, Ordering::Release);
     }
@@ -570,5 +577,30 @@ impl ConnHandle {
     /// Whether two handles name the same connection.
     pub fn same(&self, other: &ConnHandle) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_moved_from_the_outbox_stay_counted_until_the_poller_publishes() {
+        let remote = Remote::new(0, 1).unwrap();
+        let shared = ConnShared::create(&remote, None, None, 100);
+        let handle = ConnHandle::new(shared.clone());
+        handle.send(Bytes::from(vec![0; 60])).unwrap();
+        // The poller takes the outbox into the output; the mark still sees the 60 bytes.
+        let mut output = Output::new();
+        shared.drain_outbox_into(&mut output);
+        assert_eq!(handle.queued(), 60);
+        assert!(matches!(
+            handle.send(Bytes::from(vec![0; 60])),
+            Err(Error::Full)
+        ));
+        // Once the poller sent them and says so, there is room again.
+        shared.publish_output_pending(0);
+        assert_eq!(handle.queued(), 0);
+        handle.send(Bytes::from(vec![0; 60])).unwrap();
     }
 }
