@@ -7,9 +7,15 @@ Starts each peer binary/proto/flavor on 127.0.0.1:0, reads the port from its
 "listening on" line, checks the exact reply bytes, and kills it (by its pid).
 Exit status 0 when every check passed; may-minihttp's known header
 differences are printed and checked against may's own fixed shape.
+
+WebSocket (--proto ws) runs cover the ws peers and, when it is built
+(`cargo build --release --example ws_echo` at the repository root), netloop's
+own examples/ws_echo with --pollers 1, so all of them are held to the same bytes.
 """
 import argparse
+import base64
 import email.utils
+import hashlib
 import os
 import re
 import socket
@@ -58,12 +64,12 @@ def expect_quiet(s, wait=0.2):
         raise Fail(f"unexpected extra bytes: {extra[:200]!r}")
 
 
-def expect_eof(s, timeout=2.0):
+def expect_eof(s, timeout=2.0, after="Connection: close"):
     s.settimeout(timeout)
     try:
         extra = s.recv(65536)
     except socket.timeout:
-        raise Fail("connection not closed after Connection: close")
+        raise Fail(f"connection not closed after {after}")
     except ConnectionResetError:
         return
     if extra:
@@ -188,6 +194,195 @@ def may_diff(port):
     return "\n".join(out)
 
 
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+WS_SIZES = (20, 1024, 16 * 1024, 1 << 20)
+
+
+def ws_frame(opcode, payload, fin=True):
+    """One client frame: masked with a random key, as RFC 6455 requires."""
+    n = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 1 << 16:
+        head += bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + n.to_bytes(8, "big")
+    key = os.urandom(4)
+    if n == 0:
+        return head + key
+    stream = (key * (n // 4 + 1))[:n]
+    masked = (int.from_bytes(payload, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
+    return head + key + masked
+
+
+class WsReader:
+    """Reads server frames off a socket, keeping what arrived beyond the current one."""
+
+    def __init__(self, s, buf=b""):
+        self.s, self.buf = s, buf
+
+    def _need(self, n, deadline):
+        while len(self.buf) < n:
+            left = deadline - time.time()
+            if left <= 0:
+                raise Fail(f"timeout: have {len(self.buf)}/{n} bytes of a frame")
+            self.s.settimeout(left)
+            try:
+                chunk = self.s.recv(max(65536, n - len(self.buf)))
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise Fail(f"EOF inside a frame ({len(self.buf)}/{n} bytes)")
+            self.buf += chunk
+
+    def frame(self, timeout=5.0):
+        """(fin, opcode, payload) of the next frame; the server must not mask."""
+        deadline = time.time() + timeout
+        self._need(2, deadline)
+        b0, b1 = self.buf[0], self.buf[1]
+        if b0 & 0x70:
+            raise Fail(f"reserved bits set in a server frame: {b0:#04x}")
+        if b1 & 0x80:
+            raise Fail("server frame is masked")
+        n, pos = b1 & 0x7F, 2
+        if n == 126:
+            self._need(4, deadline)
+            n, pos = int.from_bytes(self.buf[2:4], "big"), 4
+        elif n == 127:
+            self._need(10, deadline)
+            n, pos = int.from_bytes(self.buf[2:10], "big"), 10
+        # Shortest length encoding, so equal messages are equal bytes on every server.
+        if (pos == 4 and n < 126) or (pos == 10 and n < 1 << 16):
+            raise Fail(f"length {n} not in its shortest encoding ({pos} header bytes)")
+        self._need(pos + n, deadline)
+        payload = self.buf[pos:pos + n]
+        self.buf = self.buf[pos + n:]
+        return bool(b0 & 0x80), b0 & 0x0F, payload
+
+    def expect(self, opcode, payload, what):
+        fin, op, got = self.frame()
+        if (fin, op) != (True, opcode):
+            raise Fail(f"{what}: got frame fin={fin} opcode={op:#x}, want one final "
+                       f"frame with opcode {opcode:#x}")
+        if got != payload:
+            raise Fail(f"{what}: payload differs ({len(got)} B vs {len(payload)} B)")
+
+    def expect_quiet(self, wait=0.2):
+        if self.buf:
+            raise Fail(f"unexpected extra bytes: {self.buf[:100]!r}")
+        expect_quiet(self.s, wait)
+
+
+def ws_connect(port):
+    """Opening handshake (offering permessage-deflate, which must be declined);
+    checks the 101 and Sec-WebSocket-Accept and returns the socket and a reader."""
+    s = connect(port)
+    key = base64.b64encode(os.urandom(16))
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\n"
+              b"Sec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+    head = b""
+    s.settimeout(3)
+    deadline = time.time() + 3
+    while b"\r\n\r\n" not in head:
+        if time.time() > deadline or len(head) > 16384:
+            raise Fail(f"no complete handshake response: {head[:300]!r}")
+        chunk = s.recv(4096)
+        if not chunk:
+            raise Fail(f"EOF during the handshake: {head[:300]!r}")
+        head += chunk
+    head, rest = head.split(b"\r\n\r\n", 1)
+    lines = head.split(b"\r\n")
+    if not lines[0].startswith(b"HTTP/1.1 101"):
+        raise Fail(f"status line {lines[0]!r}")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    want = base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+    if headers.get(b"sec-websocket-accept") != want:
+        raise Fail(f"Sec-WebSocket-Accept {headers.get(b'sec-websocket-accept')!r} != {want!r}")
+    if headers.get(b"upgrade", b"").lower() != b"websocket":
+        raise Fail(f"Upgrade: {headers.get(b'upgrade')!r}")
+    if b"upgrade" not in headers.get(b"connection", b"").lower():
+        raise Fail(f"Connection: {headers.get(b'connection')!r}")
+    if b"sec-websocket-extensions" in headers:
+        raise Fail(f"extension accepted: {headers[b'sec-websocket-extensions']!r}")
+    return s, WsReader(s, rest)
+
+
+def ws_text(n):
+    """n random bytes of ASCII letters, digits and spaces (valid UTF-8)."""
+    alphabet = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 "
+    return bytes(alphabet[b % len(alphabet)] for b in os.urandom(n))
+
+
+def check_ws(port):
+    s, r = ws_connect(port)
+    with s:
+        # One message at a time, each echoed as one unmasked final frame.
+        for n in WS_SIZES:
+            for op, payload in ((OP_TEXT, ws_text(n)), (OP_BINARY, os.urandom(n))):
+                s.sendall(ws_frame(op, payload))
+                r.expect(op, payload, f"{n} B {'text' if op == OP_TEXT else 'binary'}")
+        r.expect_quiet()
+        # The same eight messages pipelined in one write come back in order.
+        msgs = [(op, ws_text(n) if op == OP_TEXT else os.urandom(n))
+                for n in WS_SIZES for op in (OP_TEXT, OP_BINARY)]
+        s.sendall(b"".join(ws_frame(op, p) for op, p in msgs))
+        for i, (op, p) in enumerate(msgs):
+            r.expect(op, p, f"pipelined message {i}")
+        r.expect_quiet()
+        # Fragmented messages: a text one with a UTF-8 character split between
+        # fragments, and a binary one with a ping between its fragments (a
+        # control frame may come in the middle of a message).
+        text = "fragmented \u00e9\u20ac message ".encode() * 3
+        cut1, cut2 = 12, len(text) - 5  # 12 falls inside the two bytes of e-acute
+        s.sendall(ws_frame(OP_TEXT, text[:cut1], fin=False)
+                  + ws_frame(OP_CONT, text[cut1:cut2], fin=False)
+                  + ws_frame(OP_CONT, text[cut2:]))
+        r.expect(OP_TEXT, text, "fragmented text (3 frames)")
+        blob = os.urandom(40_000)
+        s.sendall(ws_frame(OP_BINARY, blob[:1000], fin=False)
+                  + ws_frame(OP_PING, b"mid")
+                  + ws_frame(OP_CONT, blob[1000:30_000], fin=False))
+        time.sleep(0.05)
+        s.sendall(ws_frame(OP_CONT, blob[30_000:]))
+        r.expect(OP_PONG, b"mid", "pong to the ping inside a fragmented message")
+        r.expect(OP_BINARY, blob, "fragmented binary (3 frames around a ping)")
+        r.expect_quiet()
+        # Ping with a payload, and an empty one.
+        s.sendall(ws_frame(OP_PING, b"ping-1234"))
+        r.expect(OP_PONG, b"ping-1234", "pong")
+        s.sendall(ws_frame(OP_PING, b""))
+        r.expect(OP_PONG, b"", "pong (empty)")
+        r.expect_quiet()
+        # Closing handshake: close 1000 -> a close frame back, then TCP EOF.
+        s.sendall(ws_frame(OP_CLOSE, (1000).to_bytes(2, "big") + b"bye"))
+        fin, op, payload = r.frame()
+        if op != OP_CLOSE or not fin:
+            raise Fail(f"close answered with fin={fin} opcode={op:#x} {payload[:50]!r}")
+        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        if payload and code != 1000:
+            raise Fail(f"close reply carries code {code}, want 1000 (or none)")
+        if r.buf:
+            raise Fail(f"bytes after the close reply: {r.buf[:100]!r}")
+        expect_eof(s, after="the closing handshake")
+    # A few more connections at once (with --threads 2 they land on both listeners).
+    conns = [ws_connect(port) for _ in range(4)]
+    for s, r in conns:
+        with s:
+            msg = ws_text(20)
+            s.sendall(ws_frame(OP_TEXT, msg))
+            r.expect(OP_TEXT, msg, "20 B text on a further connection")
+    return ("handshake + Accept, deflate declined; text/binary 20 B, 1 KiB, 16 KiB, 1 MiB "
+            "one by one and 8 pipelined; fragmented text (split UTF-8) and binary (ping "
+            f"inside); pong; close -> close (payload {payload!r}) + EOF; 4 more connections")
+
+
 def start(cmd):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = p.stdout.readline().decode()
@@ -203,16 +398,22 @@ def main():
     ap.add_argument("--bin-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                       "target", "release"))
     ap.add_argument("--only", default="")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    ap.add_argument("--ws-echo", default=os.path.join(root, "target", "release", "examples",
+                                                      "ws_echo"),
+                    help="netloop's ws_echo example (skipped when absent)")
     a = ap.parse_args()
     b = lambda n: os.path.join(a.bin_dir, n)
-    checks = {"echo": check_echo, "framed": check_framed, "http": check_http}
+    checks = {"echo": check_echo, "framed": check_framed, "http": check_http, "ws": check_ws}
+    # (name, command, proto, custom check or None); the proto is passed as --proto
+    # unless the command is netloop's own example, which speaks only ws.
     runs = []
     for flavor, threads in (("current", "1"), ("current", "2"), ("multi", "2")):
-        for proto in checks:
+        for proto in ("echo", "framed", "http"):
             runs.append((f"tokio-peer {flavor}x{threads} {proto}",
                          [b("tokio-peer"), "--flavor", flavor, "--threads", threads], proto, None))
     for driver in ("fusion", "legacy", "uring"):
-        for proto in checks:
+        for proto in ("echo", "framed", "http"):
             runs.append((f"monoio-peer {driver} {proto}",
                          [b("monoio-peer"), "--driver", driver, "--threads", "2"], proto, None))
     runs.append(("may-minihttp-peer http (vs may's own shape)",
@@ -220,13 +421,23 @@ def main():
                  lambda port: check_http(port, MAY_SHAPE, closes=False)))
     runs.append(("may-minihttp-peer http: diff against netloop's bytes (informational)",
                  [b("may-minihttp-peer"), "--threads", "2"], "http", may_diff))
-    failed = 0
+    for peer in ("fastwebsockets-peer", "tokio-tungstenite-peer"):
+        for threads in ("1", "2"):
+            runs.append((f"{peer} x{threads} ws", [b(peer), "--threads", threads], "ws", None))
+    runs.append(("netloop ws_echo --pollers 1 ws", [a.ws_echo, "--pollers", "1"], "ws", None))
+    failed = skipped = 0
     for name, cmd, proto, custom in runs:
         if a.only and a.only not in name:
             continue
+        if cmd[0] == a.ws_echo and not os.path.exists(a.ws_echo):
+            skipped += 1
+            print(f"SKIP {name}: {a.ws_echo} not built "
+                  "(cargo build --release --example ws_echo at the repository root)")
+            continue
+        proto_args = [] if cmd[0] == a.ws_echo else ["--proto", proto]
         p = None
         try:
-            p, port, line = start(cmd + ["--proto", proto, "--addr", "127.0.0.1:0"])
+            p, port, line = start(cmd + proto_args + ["--addr", "127.0.0.1:0"])
             detail = (custom or checks[proto])(port)
             print(f"PASS {name}: {detail}   [{line}]")
         except Exception as e:  # noqa: BLE001 - report every failure kind
@@ -239,7 +450,8 @@ def main():
             if p is not None:
                 p.kill()
                 p.wait()
-    print(f"{sum(1 for r in runs if a.only in r[0]) - failed} passed, {failed} failed")
+    ran = sum(1 for r in runs if a.only in r[0]) - skipped
+    print(f"{ran - failed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return 1 if failed else 0
 
 

@@ -4,7 +4,9 @@
 //!
 //! The protocol code is runtime-agnostic: each binary reads into a buffer,
 //! calls [`framed::complete_prefix`] or [`http::process`], and writes the
-//! produced bytes with one write.
+//! produced bytes with one write. The WebSocket peers (`--proto ws`) leave the
+//! protocol to their crates and share only [`ws`] (limits and the tokio
+//! thread-per-listener plumbing).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -79,6 +81,19 @@ impl Args {
         self.get("addr").unwrap_or("127.0.0.1:7000").to_string()
     }
 
+    /// For peers that speak one protocol only: `--proto` may be left out, and
+    /// anything but `only` is an error.
+    pub fn require_proto(&self, only: &str, usage: &str) {
+        if let Some(p) = self.get("proto") {
+            if p != only {
+                die(
+                    usage,
+                    &format!("this peer speaks only --proto {only}, not {p:?}"),
+                );
+            }
+        }
+    }
+
     pub fn threads(&self, default: usize, usage: &str) -> usize {
         match self.get("threads") {
             None => default,
@@ -129,6 +144,66 @@ pub fn announce(name: &str, addr: SocketAddr, detail: &str) {
     use std::io::Write;
     println!("{name} listening on {addr} {detail}");
     let _ = std::io::stdout().flush();
+}
+
+/// What the WebSocket echo peers share: their limits, and N threads each
+/// running a tokio current-thread runtime on its own listener.
+pub mod ws {
+    use std::future::Future;
+    use std::io;
+
+    /// Largest message, and largest single frame, the WebSocket peers accept
+    /// (netloop's `ws_echo` default, `--max-message`).
+    pub const MAX_MESSAGE: usize = 64 << 20;
+
+    /// Runs one thread per listener, each with its own current-thread runtime
+    /// accepting on that listener; every accepted socket gets TCP_NODELAY and
+    /// is handed to `conn` in a task of its own. Returns if a thread fails.
+    pub fn serve_current_threads<F, Fut>(
+        listeners: Vec<std::net::TcpListener>,
+        thread_name: &str,
+        conn: F,
+    ) -> io::Result<()>
+    where
+        F: Fn(tokio::net::TcpStream) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handles: Vec<_> = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let conn = conn.clone();
+                std::thread::Builder::new()
+                    .name(format!("{thread_name}-{i}"))
+                    .spawn(move || -> io::Result<()> {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_io()
+                            .build()?;
+                        rt.block_on(async move {
+                            let l = tokio::net::TcpListener::from_std(l)?;
+                            loop {
+                                let (s, _) = match l.accept().await {
+                                    Ok(x) => x,
+                                    // EMFILE and friends: keep serving the connections we have.
+                                    Err(e) => {
+                                        eprintln!("accept: {e}");
+                                        tokio::task::yield_now().await;
+                                        continue;
+                                    }
+                                };
+                                let _ = s.set_nodelay(true);
+                                tokio::spawn(conn(s));
+                            }
+                        })
+                    })
+                    .expect("spawn thread")
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("runtime thread panicked")?;
+        }
+        Ok(())
+    }
 }
 
 /// The framed protocol: 4-byte big-endian length N, then N payload bytes;
