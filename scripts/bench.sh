@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmarks: netloop's example servers against the peers in bench/peers
-# (tokio current-thread and multi-thread, may_minihttp, monoio), every scenario, every
-# server, alternated over several rounds.
+# (tokio current-thread and multi-thread, may_minihttp, monoio; fastwebsockets and
+# tokio-tungstenite for WebSocket, and uWebSockets' EchoServer if UWS_ECHO names one
+# built elsewhere), every scenario, every server, alternated over several rounds.
 #
 #   scripts/bench.sh                    # all scenarios, 3 rounds (about 20 minutes)
 #   scripts/bench.sh --quick            # 1 short round of the main scenarios (< 2 minutes once built)
@@ -25,12 +26,15 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     echo "scenarios: ${ALL_SCENARIOS[*]}"
 }
 
-ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k)  # as in scenarios.sh
-QUICK_SCENARIOS=(http http-pipelined echo-100 framed idle-10k)
+# As in scenarios.sh (sourced later, after the checks).
+ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k
+    ws-20-100 ws-1k-100 ws-16k-100 ws-20-500 ws-1k-500 ws-16k-500
+    idle-10k-ws idle-ws-deflate idle-ws-deflate-takeover)
+QUICK_SCENARIOS=(http http-pipelined echo-100 framed idle-10k ws-1k-100 idle-10k-ws)
 ROUNDS=3
 DUR=8
 WARMUP=2
@@ -99,9 +103,14 @@ wrk_us() {
     }'
 }
 
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
 # run_load SCENARIO PORT: runs the load (warm-up, then the measured window), with perf
 # attached to the server for the middle of the window. Leaves in $work: load.out,
-# perf.csv; sets rps p50 p99 p999 errors.
+# perf.csv; sets rps p50 p99 p999 errors load_cpu_pct.
 run_load() {
     local scenario=$1 port=$2
     local perf_secs=$((DUR - 1))
@@ -117,7 +126,14 @@ run_load() {
     fi
     load_pid=$!
     sleep 0.5
+    # The load generator's CPU over the same window: near 100 % it, not the server, may
+    # be the bottleneck.
+    local load_ticks0 load_ticks1 t0 t1
+    load_ticks0=$(cpu_ticks "$load_pid") t0=$(date +%s.%N)
     perf_server "$server_pid" "$perf_secs"
+    load_ticks1=$(cpu_ticks "$load_pid") t1=$(date +%s.%N)
+    load_cpu_pct=$(awk -v a="$load_ticks0" -v b="$load_ticks1" -v t0="$t0" -v t1="$t1" \
+        -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", 100 * (b - a) / hz / (t1 - t0) }')
     wait_load "$scenario" "$work/load.out"
     if [[ ${load[0]} == wrk ]]; then
         rps=$(awk '/^Requests\/sec:/ { print $2 }' "$work/load.out")
@@ -149,15 +165,17 @@ print(r["rps"], l["p50"], l["p99"], l["p99.9"], r["errors"]["total"])' "$work/lo
         }')
 }
 
-# run_idle PORT: opens 10,000 idle keep-alive connections; sets rss_per_conn_kib.
-IDLE_CONNS=10000
+# run_idle SCENARIO PORT: opens the scenario's idle connections (idle_spec) and holds
+# them; sets idle_conns and rss_per_conn_kib.
 run_idle() {
-    local port=$1 before after
+    local port=$2 before after idle
+    idle_spec "$1"
+    idle_conns=${idle[0]}
     ulimit -n 20000
     before=$(awk '/^VmRSS:/ { print $2 }' "/proc/$server_pid/status")
     # The holder keeps the connections until its stdin (a fifo held open here) closes.
     rm -f "$work/hold" && mkfifo "$work/hold"
-    taskset -c 1 python3 scripts/idle_conns.py "$port" "$IDLE_CONNS" <"$work/hold" \
+    taskset -c 1 python3 scripts/idle_conns.py "$port" "${idle[@]}" <"$work/hold" \
         >"$work/idle.out" 2>&1 &
     holder_pid=$!
     exec {hold}>"$work/hold"
@@ -167,7 +185,7 @@ run_idle() {
         sleep 0.1
     done
     if ! grep -q '^ready' "$work/idle.out"; then
-        echo "opening $IDLE_CONNS idle connections failed:" >&2
+        echo "opening $idle_conns idle connections failed:" >&2
         cat "$work/idle.out" >&2
         return 1
     fi
@@ -176,28 +194,29 @@ run_idle() {
     exec {hold}>&- # closing its stdin tells the holder to close the connections
     wait "$holder_pid" || { echo "idle holder failed:" >&2; cat "$work/idle.out" >&2; return 1; }
     holder_pid=""
-    rss_per_conn_kib=$(awk -v a="$after" -v b="$before" -v n="$IDLE_CONNS" \
+    rss_per_conn_kib=$(awk -v a="$after" -v b="$before" -v n="$idle_conns" \
         'BEGIN { printf "%.3f", (a - b) / n }')
     rss_before_kib=$before rss_after_kib=$after
 }
 
 # run_one SCENARIO SERVER ROUND PORT: one server, one load; appends a JSON line.
 run_one() {
-    local scenario=$1 name=$2 round=$3 port=$4 t0=$SECONDS
+    local scenario=$1 name=$2 round=$3 port t0=$SECONDS
+    port=$(server_port "$name" "$4")
     start_server "$name" "$proto" "$port" "$work/server.log"
     local line
-    if [[ $scenario == idle-10k ]]; then
-        run_idle "$port"
+    if [[ $scenario == idle-* ]]; then
+        run_idle "$scenario" "$port"
         line=$(printf '{"scenario":"%s","server":"%s","round":%d,"conns":%d,"rss_before_kib":%d,"rss_after_kib":%d,"rss_per_conn_kib":%s}' \
-            "$scenario" "$name" "$round" "$IDLE_CONNS" "$rss_before_kib" "$rss_after_kib" "$rss_per_conn_kib")
+            "$scenario" "$name" "$round" "$idle_conns" "$rss_before_kib" "$rss_after_kib" "$rss_per_conn_kib")
         printf '%-15s %-13s round %d: %s KiB RSS per idle connection\n' \
             "$scenario" "$name" "$round" "$rss_per_conn_kib" >&2
     else
         run_load "$scenario" "$port"
-        line=$(printf '{"scenario":"%s","server":"%s","round":%d,"rps":%s,"p50_us":%s,"p99_us":%s,"p999_us":%s,"errors":%d,"cpu_us_per_req":%s,"syscalls_per_req":%s,"cpu_pct":%s}' \
-            "$scenario" "$name" "$round" "$rps" "$p50" "$p99" "$p999" "$errors" "$cpu_us" "$sc_per_req" "$cpu_pct")
-        printf '%-15s %-13s round %d: %10.0f req/s  p99 %7s µs  %6s CPU µs/req  %5s syscalls/req  CPU %s%%  errors %s\n' \
-            "$scenario" "$name" "$round" "$rps" "$p99" "$cpu_us" "$sc_per_req" "$cpu_pct" "$errors" >&2
+        line=$(printf '{"scenario":"%s","server":"%s","round":%d,"rps":%s,"p50_us":%s,"p99_us":%s,"p999_us":%s,"errors":%d,"cpu_us_per_req":%s,"syscalls_per_req":%s,"cpu_pct":%s,"load_cpu_pct":%s}' \
+            "$scenario" "$name" "$round" "$rps" "$p50" "$p99" "$p999" "$errors" "$cpu_us" "$sc_per_req" "$cpu_pct" "$load_cpu_pct")
+        printf '%-15s %-13s round %d: %10.0f req/s  p99 %7s µs  %6s CPU µs/req  %5s syscalls/req  CPU %s%%  load CPU %s%%  errors %s\n' \
+            "$scenario" "$name" "$round" "$rps" "$p99" "$cpu_us" "$sc_per_req" "$cpu_pct" "$load_cpu_pct" "$errors" >&2
     fi
     echo "$line" >>"$work/runs.jsonl"
     stop_server

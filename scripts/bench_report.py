@@ -18,7 +18,8 @@ import sys
 import tempfile
 
 # Display order of the servers and scenarios.
-SERVERS = ["netloop", "netloop-uring", "netloop-uring-zc", "netloop-pool", "tokio-ct", "tokio-mt", "may-minihttp", "monoio"]
+SERVERS = ["netloop", "netloop-uring", "netloop-uring-zc", "netloop-pool", "tokio-ct", "tokio-mt", "may-minihttp", "monoio",
+           "fastwebsockets", "tokio-tungstenite", "uws"]
 SCENARIOS = {
     "http": "HTTP plaintext, 64 conns (wrk)",
     "http-pipelined": "HTTP pipelined x16, 64 conns (wrk)",
@@ -28,8 +29,23 @@ SCENARIOS = {
     "bulk": "framed 256 KiB messages, 8 conns (zero-copy send)",
     "open-loop": "echo 1 KiB at 20k req/s, 100 conns (open loop)",
     "idle-10k": "10,000 idle keep-alive conns",
+    "ws-20-100": "WebSocket echo 20 B, 100 conns",
+    "ws-1k-100": "WebSocket echo 1 KiB, 100 conns",
+    "ws-16k-100": "WebSocket echo 16 KiB, 100 conns",
+    "ws-20-500": "WebSocket echo 20 B, 500 conns",
+    "ws-1k-500": "WebSocket echo 1 KiB, 500 conns",
+    "ws-16k-500": "WebSocket echo 16 KiB, 500 conns",
+    "idle-10k-ws": "10,000 idle WebSocket conns",
+    "idle-ws-deflate": "10,000 idle WebSocket conns, permessage-deflate without context takeover",
+    "idle-ws-deflate-takeover": "1,000 idle WebSocket conns, permessage-deflate with context takeover",
 }
-LOAD_METRICS = ["rps", "p50_us", "p99_us", "p999_us", "cpu_us_per_req", "syscalls_per_req", "cpu_pct", "errors"]
+WS_LOAD = [s for s in SCENARIOS if s.startswith("ws-")]
+
+
+def is_idle(scenario):
+    return scenario.startswith("idle")
+LOAD_METRICS = ["rps", "p50_us", "p99_us", "p999_us", "cpu_us_per_req", "syscalls_per_req", "cpu_pct", "load_cpu_pct",
+                "errors"]
 IDLE_METRICS = ["rss_per_conn_kib", "rss_before_kib", "rss_after_kib"]
 
 
@@ -47,7 +63,7 @@ def summarise(runs):
     for scenario, by_server in out.items():
         summary[scenario] = {}
         for server, rows in by_server.items():
-            metrics = IDLE_METRICS if scenario == "idle-10k" else LOAD_METRICS
+            metrics = IDLE_METRICS if is_idle(scenario) else LOAD_METRICS
             s = {"rounds": len(rows)}
             for m in metrics:
                 vals = [r.get(m) for r in rows if r.get(m) is not None]
@@ -93,6 +109,19 @@ def targets(summary):
           1.25, False)
     check("10k idle conns RSS KiB per conn (netloop) <= 2.0",
           get("idle-10k", "netloop", "rss_per_conn_kib"), 2.0, False)
+    # WebSocket (the WebSocket server issue).
+    for scenario in WS_LOAD:
+        for peer in ["fastwebsockets", "tokio-tungstenite"]:
+            check(f"{scenario} CPU us/msg netloop / {peer} <= 0.9",
+                  ratio(get(scenario, "netloop", "cpu_us_per_req"), get(scenario, peer, "cpu_us_per_req")),
+                  0.9, False)
+    check("ws-1k-100 CPU us/msg netloop <= 3.0", get("ws-1k-100", "netloop", "cpu_us_per_req"), 3.0, False)
+    check("ws-1k-100 syscalls/msg netloop (epoll) <= 2.0",
+          get("ws-1k-100", "netloop", "syscalls_per_req"), 2.0, False)
+    check("ws-1k-100 syscalls/msg netloop-uring <= 0.3",
+          get("ws-1k-100", "netloop-uring", "syscalls_per_req"), 0.3, False)
+    check("10k idle WebSocket conns RSS KiB per conn (netloop) <= 2.0",
+          get("idle-10k-ws", "netloop", "rss_per_conn_kib"), 2.0, False)
     return found
 
 
@@ -113,7 +142,7 @@ def markdown(summary, found):
         base = by_server.get("netloop", {})
         lines.append(f"### {title}")
         lines.append("")
-        if scenario == "idle-10k":
+        if is_idle(scenario):
             lines.append("| server | RSS KiB per idle conn | RSS before → after (KiB) | netloop / server |")
             lines.append("|---|---:|---:|---:|")
             for server in SERVERS:
@@ -125,8 +154,8 @@ def markdown(summary, found):
                              f"{fmt(ratio(base.get('rss_per_conn_kib'), s['rss_per_conn_kib']), 2)} |")
         else:
             lines.append("| server | req/s | p50 µs | p99 µs | p99.9 µs | CPU µs/req | syscalls/req "
-                         "| req/s netloop / server | CPU µs netloop / server |")
-            lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                         "| server CPU % | load CPU % | req/s netloop / server | CPU µs netloop / server |")
+            lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for server in SERVERS:
                 s = by_server.get(server)
                 if not s:
@@ -134,6 +163,7 @@ def markdown(summary, found):
                 lines.append(
                     f"| {server} | {fmt(s['rps'])} | {fmt(s['p50_us'])} | {fmt(s['p99_us'])} | "
                     f"{fmt(s['p999_us'])} | {fmt(s['cpu_us_per_req'], 2)} | {fmt(s['syscalls_per_req'], 2)} | "
+                    f"{fmt(s['cpu_pct'])} | {fmt(s.get('load_cpu_pct'))} | "
                     f"{fmt(ratio(base.get('rps'), s['rps']), 2)} | "
                     f"{fmt(ratio(base.get('cpu_us_per_req'), s['cpu_us_per_req']), 2)} |")
         lines.append("")
@@ -178,7 +208,7 @@ def machine():
 def chart(summary, png):
     """Panels: req/s relative to netloop, server CPU µs per request, and (if measured)
     RSS per idle connection."""
-    scenarios = [s for s in SCENARIOS if s in summary and s != "idle-10k"]
+    scenarios = [s for s in SCENARIOS if s in summary and not is_idle(s)]
     servers = [sv for sv in SERVERS if any(sv in summary[s] for s in scenarios)]
     idle = summary.get("idle-10k", {})
     if not (scenarios and servers) and not idle:

@@ -6,8 +6,15 @@
 
 LOAD=target/release/netloop-load
 PEERS=bench/peers/target/release
-ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k)
-ALL_SERVERS=(netloop netloop-uring netloop-uring-zc netloop-pool tokio-ct tokio-mt may-minihttp monoio)
+WS_SCENARIOS=(ws-20-100 ws-1k-100 ws-16k-100 ws-20-500 ws-1k-500 ws-16k-500)
+ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k
+    "${WS_SCENARIOS[@]}" idle-10k-ws idle-ws-deflate idle-ws-deflate-takeover)
+ALL_SERVERS=(netloop netloop-uring netloop-uring-zc netloop-pool tokio-ct tokio-mt may-minihttp monoio
+    fastwebsockets tokio-tungstenite uws)
+# uWebSockets is not built here (its code stays out of this repository): point UWS_ECHO at
+# an EchoServer built from its examples/ and the WebSocket scenarios include it. That
+# server always listens on port 9001.
+UWS_PORT=9001
 
 # build_all: the load generator and the peers (lib.sh has built the examples).
 build_all() {
@@ -18,10 +25,19 @@ build_all() {
 # server_cmd NAME PROTO PORT: prints the server's command line, or nothing if NAME
 # does not serve PROTO.
 server_cmd() {
-    local name=$1 proto=$2 addr=127.0.0.1:$3
+    local name=$1 proto=$2 addr=127.0.0.1:$3 example=$BIN/$2
+    # WebSocket: examples/ws_echo; ws-deflate offers permessage-deflate (context takeover
+    # allowed: the client's offer decides).
+    case $proto in
+        ws) example=$BIN/ws_echo ;;
+        ws-deflate) example="$BIN/ws_echo --deflate" ;;
+    esac
     case $name in
-        netloop) echo "$BIN/$proto --addr $addr --pollers 1" ;;
-        netloop-uring) echo "env NETLOOP_BACKEND=io_uring $BIN/$proto --addr $addr --pollers 1" ;;
+        netloop) echo "$example --addr $addr --pollers 1" ;;
+        netloop-uring) echo "env NETLOOP_BACKEND=io_uring $example --addr $addr --pollers 1" ;;
+        fastwebsockets) [[ $proto == ws ]] && echo "$PEERS/fastwebsockets-peer --proto ws --addr $addr --threads 1" ;;
+        tokio-tungstenite) [[ $proto == ws ]] && echo "$PEERS/tokio-tungstenite-peer --proto ws --addr $addr --threads 1" ;;
+        uws) [[ $proto == ws && -n ${UWS_ECHO:-} ]] && echo "$UWS_ECHO" ;;
         netloop-uring-zc) echo "env NETLOOP_BACKEND=io_uring $BIN/$proto --addr $addr --pollers 1 --zero-copy-send 65536" ;;
         netloop-pool) echo "$BIN/$proto --addr $addr --pollers 1 --pool 1" ;;
         tokio-ct) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor current --threads 1" ;;
@@ -41,13 +57,39 @@ scenario_spec() {
         bulk) proto=framed servers=(netloop netloop-uring netloop-uring-zc tokio-ct) ;;
         open-loop) proto=echo servers=(netloop netloop-uring tokio-ct monoio) ;;
         idle-10k) proto=http servers=(netloop netloop-uring tokio-ct may-minihttp monoio) ;;
+        ws-* | idle-10k-ws) proto=ws servers=(netloop netloop-uring fastwebsockets tokio-tungstenite) ;;
+        idle-ws-deflate | idle-ws-deflate-takeover) proto=ws-deflate servers=(netloop) ;;
+        *) return 1 ;;
+    esac
+    if [[ $proto == ws && -n ${UWS_ECHO:-} ]]; then
+        servers+=(uws)
+    fi
+}
+
+# server_port NAME PORT: the port NAME listens on when asked for PORT.
+server_port() {
+    if [[ $1 == uws ]]; then echo "$UWS_PORT"; else echo "$2"; fi
+}
+
+# idle_spec SCENARIO: sets `idle` to the connection count and the arguments of
+# scripts/idle_conns.py after the port for an idle-* scenario.
+idle_spec() {
+    local none="permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    case $1 in
+        idle-10k) idle=(10000) ;;
+        idle-10k-ws) idle=(10000 --ws) ;;
+        # One 1 KiB message each way, compressed, so every connection has inflated and
+        # deflated once: with no context takeover the contexts are the thread's; with it,
+        # each connection keeps its own (hence fewer connections).
+        idle-ws-deflate) idle=(10000 --ws --size 1024 --offer "$none") ;;
+        idle-ws-deflate-takeover) idle=(1000 --ws --size 1024 --offer permessage-deflate) ;;
         *) return 1 ;;
     esac
 }
 
 # load_cmd SCENARIO PORT: sets `load` to the load generator's command line without its
-# duration: wrk (takes -dNs) or netloop-load (takes --warmup/--duration). idle-10k has
-# its own driver (scripts/idle_conns.py) and no load_cmd.
+# duration: wrk (takes -dNs) or netloop-load (takes --warmup/--duration). The idle-*
+# scenarios have their own driver (scripts/idle_conns.py, see idle_spec) and no load_cmd.
 load_cmd() {
     local url=http://127.0.0.1:$2/ addr=127.0.0.1:$2
     case $1 in
@@ -58,6 +100,14 @@ load_cmd() {
         framed) load=("$LOAD" --addr "$addr" --proto framed --size 1024 --conns 100) ;;
         bulk) load=("$LOAD" --addr "$addr" --proto framed --size 262144 --conns 8) ;;
         open-loop) load=("$LOAD" --addr "$addr" --proto echo --size 1024 --conns 100 --rate 20000) ;;
+        # WebSocket echo, closed loop, one message in flight per connection (as
+        # uWebSockets' load_test): ws-SIZE-CONNS.
+        ws-*)
+            local size=${1#ws-} conns
+            conns=${size#*-} size=${size%-*}
+            size=${size/1k/1024} size=${size/16k/16384}
+            load=("$LOAD" --addr "$addr" --proto ws --size "$size" --conns "$conns" --connect-timeout 20)
+            ;;
         *) return 1 ;;
     esac
 }
