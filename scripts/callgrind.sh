@@ -5,7 +5,7 @@
 # a long run, and the difference of the two totals divided by the extra requests is the
 # per-request cost (start-up and shutdown cancel out).
 #
-#   scripts/callgrind.sh [echo|http] [--conns N] [--short R] [--long R] [--top N]
+#   scripts/callgrind.sh [echo|http|ws] [--conns N] [--short R] [--long R] [--top N]
 #
 # Prints the figure, and with --top the N functions that gained the most instructions
 # between the two runs (callgrind_annotate's per-function self cost in the long run minus the
@@ -19,7 +19,7 @@ long=1200
 top=0
 while [[ $# -gt 0 ]]; do
     case $1 in
-        echo|http) what=$1 ;;
+        echo|http|ws) what=$1 ;;
         --conns) conns=$2; shift ;;
         --short) short=$2; shift ;;
         --long) long=$2; shift ;;
@@ -34,8 +34,10 @@ source "$(dirname "$0")/lib.sh"
 run() {
     local rounds=$1 port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    local example=$what
+    [[ $what == ws ]] && example=ws_echo # examples/ws_echo, 1 KiB binary messages
     NETLOOP_BACKEND=epoll valgrind --tool=callgrind --callgrind-out-file="$work/cg.$rounds" \
-        "$BIN/$what" --addr "127.0.0.1:$port" --pollers 1 >"$work/server.$rounds.log" 2>&1 &
+        "$BIN/$example" --addr "127.0.0.1:$port" --pollers 1 >"$work/server.$rounds.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 600); do
         port_open "$port" && break

@@ -8,7 +8,7 @@
 #   scripts/profile.sh echo-100 tokio-ct 5
 #
 # SCENARIO is one of bench.sh's load scenarios (http, http-pipelined, echo-100,
-# echo-1000, framed, open-loop); SERVER one of netloop (default), netloop-pool,
+# echo-1000, framed, open-loop, ws-SIZE-CONNS); SERVER one of netloop (default), netloop-pool,
 # tokio-ct, tokio-mt, may-minihttp, monoio. As in bench.sh the server runs on CPU 0
 # and the load on CPU 1. Output: bench/profiles/<scenario>-<server>.{svg,txt}
 # (perf.data is kept next to them for `perf report -i`).
@@ -19,8 +19,8 @@ set -euo pipefail
 scenario=${1:?usage: scripts/profile.sh SCENARIO [SERVER] [SECONDS]}
 name=${2:-netloop}
 secs=${3:-10}
-if [[ $scenario == idle-10k ]]; then
-    echo "idle-10k has no load to profile; pick a load scenario" >&2
+if [[ $scenario == idle-* ]]; then
+    echo "$scenario has no load to profile; pick a load scenario" >&2
     exit 2
 fi
 if ! command -v perf >/dev/null || ! perf stat -e task-clock -- true >/dev/null 2>&1; then

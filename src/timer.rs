@@ -20,6 +20,17 @@ use std::time::{Duration, Instant};
 /// `epoll_wait`'s own resolution; the wheel's cost does not depend on it (empty
 /// stretches are skipped at once).
 pub(crate) const TICK: Duration = Duration::from_millis(1);
+const TICK_NANOS: u64 = TICK.as_nanos() as u64;
+
+/// Nanoseconds from `origin` to `at` (0 if `at` is earlier), in u64 arithmetic: this runs
+/// for every connection on every turn, and `Duration::as_nanos` is a u128 whose
+/// division is a libcall. A u64 of nanoseconds lasts 584 years.
+fn nanos_since(origin: Instant, at: Instant) -> u64 {
+    let d = at.saturating_duration_since(origin);
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
 const SLOTS: usize = 512;
 /// Entries each bucket holds before it grows (48 KiB per poller in all).
 const BUCKET_CAPACITY: usize = 4;
@@ -59,8 +70,7 @@ impl TimerWheel {
 
     /// The tick at or after `at`: timeouts never fire early.
     pub(crate) fn tick_of(&self, at: Instant) -> u64 {
-        let nanos = at.saturating_duration_since(self.origin).as_nanos();
-        nanos.div_ceil(TICK.as_nanos()) as u64
+        nanos_since(self.origin, at).div_ceil(TICK_NANOS)
     }
 
     /// Schedules an entry for `at`; returns the tick it landed on.
@@ -108,12 +118,12 @@ impl TimerWheel {
     pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
         let tick = self.earliest?;
         // 64-bit arithmetic: a u32 tick count would wrap after 49.7 days of uptime.
-        let at = self.origin + Duration::from_nanos(tick.saturating_mul(TICK.as_nanos() as u64));
+        let at = self.origin + Duration::from_nanos(tick.saturating_mul(TICK_NANOS));
         Some(at.saturating_duration_since(now))
     }
 
     fn floor_tick(&self, now: Instant) -> u64 {
-        (now.saturating_duration_since(self.origin).as_nanos() / TICK.as_nanos()) as u64
+        nanos_since(self.origin, now) / TICK_NANOS
     }
 
     /// The earliest scheduled tick: the first bucket from `current` on that holds an

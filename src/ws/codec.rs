@@ -328,7 +328,7 @@ fn complete(
 
 /// Payloads up to this size are copied behind their header (one segment); larger ones
 /// are queued by reference (no copy).
-const COPY_LIMIT: usize = 512;
+const COPY_LIMIT: usize = 4096;
 
 /// Writes messages and control frames. A server sends unmasked frames.
 ///
