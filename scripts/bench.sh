@@ -4,7 +4,7 @@
 # tokio-tungstenite for WebSocket, and uWebSockets' EchoServer if UWS_ECHO names one
 # built elsewhere), every scenario, every server, alternated over several rounds.
 #
-#   scripts/bench.sh                    # all scenarios, 3 rounds (about 20 minutes)
+#   scripts/bench.sh                    # all scenarios, 3 rounds (about 40 minutes)
 #   scripts/bench.sh --quick            # 1 short round of the main scenarios (< 2 minutes once built)
 #   scripts/bench.sh --rounds 5 --duration 10 --only http,echo-100
 #
