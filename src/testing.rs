@@ -95,6 +95,7 @@ impl Harness {
         if self.panicked {
             return;
         }
+        session.conn.now = std::time::Instant::now();
         let outcome = dispatch::run(session, call, false);
         self.panicked |= outcome.panicked;
         let conn = &mut session.conn;

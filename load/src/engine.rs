@@ -631,6 +631,11 @@ impl Handler for Client {
     }
 
     fn on_connect_failed(&self, _conn: &ConnHandle, error: &std::io::Error) {
+        if self.stopping() {
+            // A re-dial still in flight when the run ended, aborted by the client
+            // runtime's own shutdown: not the server's failure.
+            return;
+        }
         self.shared.recorder().error(ErrorKind::Connect, error);
         self.shared.redial(self.index, RETRY_CONNECT);
     }

@@ -20,7 +20,7 @@ use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::session::{PendingSwitch, Switch};
 use crate::{Addr, Handler};
@@ -83,6 +83,8 @@ pub struct Conn {
     pub(crate) calls: u64,
     pub(crate) span: tracing::Span,
     pub(crate) timeouts: Timeouts,
+    /// The poller's clock when the callback was started (see [`Conn::now`]).
+    pub(crate) now: Instant,
 }
 
 /// What a handler asked of the poller during a callback; the poller carries it out when
@@ -163,6 +165,7 @@ impl Conn {
             calls: 0,
             span,
             timeouts,
+            now: Instant::now(),
         }
     }
 
@@ -233,6 +236,14 @@ impl Conn {
     /// until the peer closes its side.
     pub fn shutdown_write(&mut self) {
         self.requests.shutdown_write = true;
+    }
+
+    /// The time this callback started at, as the poller's clock read it at the start of
+    /// its loop turn: the clock timers and timeouts count from, and cheaper than
+    /// `Instant::now()` (no clock read). It can lag the real time by the length of the
+    /// turn (or, on a worker, by how long the callback waited in the pool's queue).
+    pub fn now(&self) -> Instant {
+        self.now
     }
 
     /// Arms the timer `key`: [`Handler::on_timer`](crate::Handler::on_timer) runs once

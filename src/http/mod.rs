@@ -9,12 +9,30 @@
 //!   `Connection: close` honoured;
 //! * pipelining: every complete request in the input is answered in order, and all the
 //!   responses leave with one write when the handler returns;
-//! * `Content-Length` bodies (the handler waits for the whole body with
-//!   [`Input::want`](crate::Input::want)); a chunked request body is refused with
-//!   `501 Not Implemented`;
+//! * bodies framed by `Content-Length` or the `chunked` transfer coding (decoded, its
+//!   extensions and trailers skipped); a client that sent `Expect: 100-continue` gets
+//!   `100 Continue` before its body is awaited;
+//! * strict framing (RFC 9112 §6, what stops request smuggling): `Content-Length` with
+//!   `Transfer-Encoding`, `chunked` not last or twice, a transfer coding in HTTP/1.0, and
+//!   invalid or conflicting lengths get `400`; so does an HTTP/1.1 request without
+//!   exactly one `Host` (§3.2). Other transfer codings get `501`;
 //! * limits: more headers than [`Http::max_headers`] or a head larger than
-//!   [`Http::max_head_bytes`] get `431`, a body over [`Http::max_body_bytes`] gets `413`,
-//!   a malformed request `400`; each closes the connection after the answer;
+//!   [`Http::max_head_bytes`] get `431` (`414` if the request line alone is that long),
+//!   a body over [`Http::max_body_bytes`] `413`; each closes the connection after the
+//!   answer;
+//! * deadlines, on by default, so that a server with no options set cannot be held by
+//!   slow or silent peers:
+//!
+//!   | Deadline | Default | Bounds | Then |
+//!   |---|---|---|---|
+//!   | [`head_timeout`](Http::head_timeout) | 10 s | a request head, first byte to last (and a new connection's silence) | `408`, close |
+//!   | [`body_timeout`](Http::body_timeout) + [`body_min_rate`](Http::body_min_rate) | 20 s + 1 s per KiB | a request body | `408`, close |
+//!   | [`keep_alive_timeout`](Http::keep_alive_timeout) | 60 s | the wait for the next request | close |
+//!   | [`write_timeout`](Http::write_timeout) | 30 s | responses not read by the peer | close |
+//!
+//!   Each is counted in [`HttpMetrics`], with the refusals; the layer's deadlines
+//!   replace the server's [read timeout](crate::Builder::read_timeout) on its
+//!   connections;
 //! * a `Date` header formatted once a second per thread;
 //! * protocol upgrades: a hook set with [`Http::on_upgrade`] sees each request that asks
 //!   for one (with the connection), and may answer `101 Switching Protocols`
@@ -36,21 +54,31 @@
 //! server.wait();
 //! ```
 //!
-//! Not supported (yet): chunked request bodies, `Expect: 100-continue` (the body is
-//! simply awaited), HTTP/2.
+//! Not supported (yet): transfer codings other than `chunked`, chunked responses
+//! (responses carry a `Content-Length`), HTTP/2.
 
+mod chunked;
 mod date;
+mod deadline;
 mod header;
+mod metrics;
 mod parse;
 mod request;
 mod response;
+mod server;
 
+pub use chunked::{Chunked, ChunkedDecoder};
 pub use header::{has_token, parse_content_length};
+pub use metrics::{HttpEvent, HttpMetrics, HttpStats};
 pub use parse::{parse_head, Head, Limits, ParseError};
 pub use request::Request;
 pub use response::{switching_protocols, Response};
+pub use server::HttpConn;
 
-use crate::{Conn, Handler};
+use std::time::Duration;
+
+use crate::Conn;
+use deadline::Deadlines;
 
 /// Answers HTTP requests: implemented for every `Fn(&Request, &mut Response)`.
 pub trait Service: Send + Sync + 'static {
@@ -71,6 +99,8 @@ where
 pub struct Http<S> {
     service: S,
     limits: Limits,
+    deadlines: Deadlines,
+    metrics: HttpMetrics,
     upgrade: Option<Box<UpgradeHook>>,
 }
 
@@ -101,23 +131,98 @@ pub enum Upgrade {
     },
 }
 
-/// Per-connection state of the HTTP layer.
-#[derive(Debug, Default)]
-pub struct HttpConn {
-    request: Request,
-    /// A response said `Connection: close`: ignore anything after it.
-    closing: bool,
-}
-
 impl<S: Service> Http<S> {
-    /// The layer around `service`, with the default limits: 64 headers, 8 KiB heads,
-    /// 1 MiB bodies.
+    /// The layer around `service`, with the default limits (64 headers, 8 KiB heads,
+    /// 1 MiB bodies, 64 KiB of chunk framing) and deadlines (10 s per head, 20 s plus
+    /// 1 KiB/s per body, 60 s keep-alive, 30 s write). Each is changed with its own
+    /// method below, which says why its default is what it is.
     pub fn new(service: S) -> Http<S> {
         Http {
             service,
             limits: Limits::default(),
+            deadlines: Deadlines::default(),
+            metrics: HttpMetrics::default(),
             upgrade: None,
         }
+    }
+
+    /// The layer's counters (timeouts, refusals), shared with this value: keep the
+    /// clone, serve the layer, read it any time with [`HttpMetrics::snapshot`].
+    pub fn metrics(&self) -> HttpMetrics {
+        self.metrics.clone()
+    }
+
+    /// How long a request head may take, from its first byte to its blank line (the
+    /// whole head, not the gap between reads: trickling a byte at a time buys nothing).
+    /// Past it the request is answered `408 Request Timeout` and the connection closed
+    /// ([`HttpEvent::HeadTimeout`]). It also bounds how long a new connection may stay
+    /// silent before its first request ([`HttpEvent::IdleTimeout`]).
+    ///
+    /// Default 10 s: a head is a few hundred bytes, which any client sends within
+    /// milliseconds, a slow mobile link within a second or two; nginx waits 60 s and
+    /// Apache 20–40 s, at the price of a slot per slow-loris peer for that long.
+    ///
+    /// # Panics
+    /// If `timeout` is zero.
+    pub fn head_timeout(mut self, timeout: Duration) -> Http<S> {
+        assert!(!timeout.is_zero(), "Http::head_timeout must not be zero");
+        self.deadlines.head = timeout;
+        self
+    }
+
+    /// How long a request body may take beyond its rate allowance: a body must be
+    /// complete within this long of its head, plus one second for every
+    /// [`body_min_rate`](Http::body_min_rate) bytes that have arrived. Past it: `408`
+    /// and a close ([`HttpEvent::BodyTimeout`]).
+    ///
+    /// Default 20 s, as Apache's `RequestReadTimeout body=20`: with the rate allowance a
+    /// 1 MiB upload may take 20 s + 1024 s if it keeps coming at 1 KiB/s, while a peer
+    /// that declares a body and sends nothing is gone in 20 s.
+    ///
+    /// # Panics
+    /// If `timeout` is zero.
+    pub fn body_timeout(mut self, timeout: Duration) -> Http<S> {
+        assert!(!timeout.is_zero(), "Http::body_timeout must not be zero");
+        self.deadlines.body = timeout;
+        self
+    }
+
+    /// The transfer rate, in bytes per second, that extends a body's deadline (see
+    /// [`body_timeout`](Http::body_timeout)). Default 1024 (1 KiB/s); 0 is taken as 1.
+    pub fn body_min_rate(mut self, bytes_per_second: u32) -> Http<S> {
+        self.deadlines.body_min_rate = bytes_per_second;
+        self
+    }
+
+    /// How long a connection may wait for its next request after a response; past it,
+    /// it is closed without an answer ([`HttpEvent::IdleTimeout`]).
+    ///
+    /// Default 60 s: longer than browsers keep idle connections open themselves, so
+    /// their reuse works, and short enough that idle peers do not pile up (nginx: 75 s).
+    ///
+    /// # Panics
+    /// If `timeout` is zero.
+    pub fn keep_alive_timeout(mut self, timeout: Duration) -> Http<S> {
+        assert!(
+            !timeout.is_zero(),
+            "Http::keep_alive_timeout must not be zero"
+        );
+        self.deadlines.keep_alive = timeout;
+        self
+    }
+
+    /// How long responses may stay queued without any byte of them being sent (the peer
+    /// stopped reading) before the connection is closed ([`HttpEvent::WriteTimeout`],
+    /// [`CloseReason::WriteTimeout`](crate::CloseReason::WriteTimeout)); `None` keeps the
+    /// server's [write timeout](crate::Builder::write_timeout).
+    ///
+    /// Default 30 s (nginx's `send_timeout` is 60 s). A peer that reads, however
+    /// slowly, is not cut off; what it can make the server hold is bounded by the
+    /// output mark ([`Builder::output_high_water`](crate::Builder::output_high_water)),
+    /// above which its requests wait unread.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Http<S> {
+        self.deadlines.write = timeout;
+        self
     }
 
     /// Sets the hook that sees every request asking to switch protocols (an `Upgrade`
@@ -172,111 +277,17 @@ impl<S: Service> Http<S> {
         self
     }
 
-    /// Largest request body in bytes; larger ones get `413`.
+    /// Largest request body in bytes; larger ones get `413`. A larger limit than the
+    /// server's [`max_want`](crate::Builder::max_want) is held to that.
     pub fn max_body_bytes(mut self, n: usize) -> Http<S> {
         self.limits = self.limits.max_body_bytes(n);
         self
     }
-}
 
-impl<S: Service> Handler for Http<S> {
-    type State = HttpConn;
-
-    fn on_connect(&self, _conn: &mut Conn) -> HttpConn {
-        HttpConn::default()
+    /// Most bytes of chunked framing per body ([`Limits::max_chunk_framing`]); more get
+    /// `413`.
+    pub fn max_chunk_framing(mut self, n: usize) -> Http<S> {
+        self.limits = self.limits.max_chunk_framing(n);
+        self
     }
-
-    fn on_request(&self, st: &mut HttpConn, conn: &mut Conn) {
-        while !st.closing && !conn.input().is_empty() {
-            let input = conn.input();
-            // Fills the request's ranges; its head and body are taken below.
-            let head = match parse::parse_into(input.as_slice(), &self.limits, &mut st.request) {
-                Ok(Some(head)) => head,
-                Ok(None) => return, // incomplete: called again when more arrives
-                Err(error) => return self.refuse(st, conn, error),
-            };
-            let total = head.head_len() + head.body_len();
-            if input.len() < total {
-                input.want(total);
-                return;
-            }
-            st.request.head = input.next(head.head_len());
-            st.request.body = match head.body_len() {
-                0 => crate::Bytes::new(),
-                n => input.next(n),
-            };
-            if let (true, Some(hook)) = (head.upgrade(), self.upgrade.as_ref()) {
-                let outcome = hook(&st.request, conn);
-                if outcome != Upgrade::Declined {
-                    st.request.head = crate::Bytes::new();
-                    st.request.body = crate::Bytes::new();
-                }
-                match outcome {
-                    Upgrade::Declined => {}
-                    Upgrade::Switched if conn.is_switching() => return,
-                    Upgrade::Switched => {
-                        tracing::warn!(
-                            "upgrade hook said Switched without Conn::switch_to; closing"
-                        );
-                        st.closing = true;
-                        conn.close();
-                        return;
-                    }
-                    Upgrade::Refused {
-                        status,
-                        reason,
-                        headers,
-                    } => {
-                        return answer_error(st, conn, status, reason, headers);
-                    }
-                }
-            }
-            let close = !head.keep_alive();
-            let mut res = Response::new(conn.output(), head.head_only(), close);
-            self.service.call(&st.request, &mut res);
-            res.finish();
-            // The request is lent to the service for the call only. Dropping its bytes
-            // now lets the input buffer go back to the pool instead of being replaced.
-            st.request.head = crate::Bytes::new();
-            st.request.body = crate::Bytes::new();
-            if res.closes() {
-                st.closing = true;
-                conn.close();
-            }
-        }
-        if st.closing {
-            // Pipelined requests after a `Connection: close` are not answered.
-            let n = conn.input().len();
-            conn.input().skip(n);
-        }
-    }
-}
-
-impl<S: Service> Http<S> {
-    fn refuse(&self, st: &mut HttpConn, conn: &mut Conn, error: ParseError) {
-        let (code, reason) = error.status();
-        answer_error(st, conn, code, reason, &[]);
-    }
-}
-
-/// Answers with an error status and closes; whatever else is buffered is dropped.
-fn answer_error(
-    st: &mut HttpConn,
-    conn: &mut Conn,
-    code: u16,
-    reason: &str,
-    headers: &[(&str, &str)],
-) {
-    tracing::debug!(code, "refusing request");
-    let n = conn.input().len();
-    conn.input().skip(n);
-    let mut res = Response::new(conn.output(), false, true);
-    res.status(code, reason)
-        .header("Content-Type", "text/plain");
-    for (name, value) in headers {
-        res.header(name, value);
-    }
-    res.body(reason.as_bytes());
-    st.closing = true;
-    conn.close();
 }

@@ -26,6 +26,7 @@ pub struct Limits {
     max_headers: usize,
     max_head_bytes: usize,
     max_body_bytes: usize,
+    max_chunk_framing: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +35,7 @@ impl Default for Limits {
             max_headers: 64,
             max_head_bytes: 8 * 1024,
             max_body_bytes: 1 << 20,
+            max_chunk_framing: 64 * 1024,
         }
     }
 }
@@ -60,10 +62,31 @@ impl Limits {
         self
     }
 
-    /// Largest `Content-Length` accepted; larger ones are [`ParseError::BodyTooLarge`].
+    /// Largest body accepted: a larger `Content-Length`, or chunks adding up to more, are
+    /// [`ParseError::BodyTooLarge`].
     pub fn max_body_bytes(mut self, n: usize) -> Limits {
         self.max_body_bytes = n;
         self
+    }
+
+    /// Most bytes of chunked framing (size lines, extensions, the CRLFs after data,
+    /// trailers) one body may carry beyond its data; more are
+    /// [`ParseError::BodyTooLarge`]. Without it, a body of one-byte chunks would make the
+    /// server buffer six times the body limit. Default 64 KiB: a 1 MiB body in 16-byte
+    /// chunks fits.
+    pub fn max_chunk_framing(mut self, n: usize) -> Limits {
+        self.max_chunk_framing = n;
+        self
+    }
+
+    /// The largest body accepted ([`max_body_bytes`](Limits::max_body_bytes)).
+    pub fn body_limit(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// The chunked framing allowance ([`max_chunk_framing`](Limits::max_chunk_framing)).
+    pub fn chunk_framing_limit(&self) -> usize {
+        self.max_chunk_framing
     }
 }
 
@@ -72,6 +95,8 @@ impl Limits {
 pub struct Head {
     head_len: usize,
     body_len: usize,
+    chunked: bool,
+    expect_continue: bool,
     keep_alive: bool,
     head_only: bool,
     upgrade: bool,
@@ -84,9 +109,23 @@ impl Head {
         self.head_len
     }
 
-    /// Length of the body that follows the head (its `Content-Length`; 0 without one).
+    /// Length of the body that follows the head: its `Content-Length`, 0 without one
+    /// and for a chunked body (whose length is known once it is decoded, see
+    /// [`chunked`](Head::chunked)).
     pub fn body_len(&self) -> usize {
         self.body_len
+    }
+
+    /// Whether the body is sent with the `chunked` transfer coding: decode it with a
+    /// [`ChunkedDecoder`](super::ChunkedDecoder) from [`head_len`](Head::head_len) on.
+    pub fn chunked(&self) -> bool {
+        self.chunked
+    }
+
+    /// Whether the client sent `Expect: 100-continue` (HTTP/1.1, with a body): it may
+    /// wait for an interim `100 Continue` before sending the body.
+    pub fn expect_continue(&self) -> bool {
+        self.expect_continue
     }
 
     /// Whether the connection stays open after the response: by default for HTTP/1.1,
@@ -107,19 +146,33 @@ impl Head {
     }
 }
 
-/// Why a request head cannot be served.
+/// Why a request cannot be served.
+///
+/// The framing rules that stop request smuggling (RFC 9112 §6) are
+/// [`BadRequest`](ParseError::BadRequest)s: `Content-Length` together with
+/// `Transfer-Encoding`, a `Transfer-Encoding` in an HTTP/1.0 request, `chunked` that is
+/// not the final coding or appears twice, an invalid or conflicting `Content-Length`,
+/// and (RFC 9112 §3.2) an HTTP/1.1 request without exactly one `Host`.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ParseError {
-    /// The head is malformed, or has an invalid or conflicting `Content-Length` (`400`).
+    /// The request is malformed or its framing is ambiguous (`400`).
     BadRequest,
-    /// The `Content-Length` is over [`Limits::max_body_bytes`] (`413`).
+    /// The body is over [`Limits::max_body_bytes`] (`413`): its `Content-Length`, or the
+    /// chunks decoded so far, or a chunked framing over
+    /// [`Limits::max_chunk_framing`].
     BodyTooLarge,
     /// More headers than [`Limits::max_headers`], or a head longer than
     /// [`Limits::max_head_bytes`] (`431`).
     HeadersTooLarge,
-    /// The request has a `Transfer-Encoding` (chunked bodies are not supported, `501`).
-    ChunkedBody,
+    /// The request line alone is longer than [`Limits::max_head_bytes`]: a request
+    /// target too long to serve (`414`).
+    UriTooLong,
+    /// A transfer coding other than `chunked` (say `gzip, chunked`): the layer decodes
+    /// only `chunked` (`501`).
+    UnsupportedTransferCoding,
+    /// An `Expect` other than `100-continue` (`417`).
+    ExpectationFailed,
 }
 
 impl ParseError {
@@ -134,7 +187,9 @@ impl ParseError {
             ParseError::BadRequest => (400, "Bad Request"),
             ParseError::BodyTooLarge => (413, "Payload Too Large"),
             ParseError::HeadersTooLarge => (431, "Request Header Fields Too Large"),
-            ParseError::ChunkedBody => (501, "Not Implemented"),
+            ParseError::UriTooLong => (414, "URI Too Long"),
+            ParseError::UnsupportedTransferCoding => (501, "Not Implemented"),
+            ParseError::ExpectationFailed => (417, "Expectation Failed"),
         }
     }
 }
@@ -142,10 +197,12 @@ impl ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            ParseError::BadRequest => "malformed request head",
+            ParseError::BadRequest => "malformed request or ambiguous framing",
             ParseError::BodyTooLarge => "request body over the size limit",
             ParseError::HeadersTooLarge => "request head over the header count or size limit",
-            ParseError::ChunkedBody => "request body with a transfer encoding (not supported)",
+            ParseError::UriTooLong => "request line over the head size limit",
+            ParseError::UnsupportedTransferCoding => "transfer coding other than chunked",
+            ParseError::ExpectationFailed => "expectation other than 100-continue",
         })
     }
 }
@@ -222,14 +279,14 @@ pub(crate) fn parse_into(
     let len = match req.parse_with_uninit_headers(buf, &mut slots[..limits.max_headers]) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) if buf.len() > limits.max_head_bytes => {
-            return Err(ParseError::HeadersTooLarge)
+            return Err(over_limit(buf, limits))
         }
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::HeadersTooLarge),
         Err(_) => return Err(ParseError::BadRequest),
     };
     if len > limits.max_head_bytes {
-        return Err(ParseError::HeadersTooLarge);
+        return Err(over_limit(buf, limits));
     }
     let base = buf.as_ptr() as usize;
     let range = |s: &[u8]| {
@@ -241,31 +298,40 @@ pub(crate) fn parse_into(
     r.path = range(req.path.unwrap_or_default().as_bytes());
     r.minor_version = req.version.unwrap_or(1);
     r.headers.clear();
-    let mut body_len: Option<usize> = None;
+    let mut framing = Framing::default();
     let mut keep_alive = r.minor_version >= 1;
     let (mut upgrade_header, mut upgrade_token) = (false, false);
+    let (mut hosts, mut expect_continue) = (0, false);
     for h in req.headers.iter() {
         r.headers.push((range(h.name.as_bytes()), range(h.value)));
-        if h.name.eq_ignore_ascii_case("content-length") {
-            let n = parse_content_length(h.value).ok_or(ParseError::BadRequest)?;
-            if body_len.is_some_and(|prev| prev != n) {
-                return Err(ParseError::BadRequest); // conflicting lengths: smuggling risk
-            }
-            body_len = Some(n);
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Err(ParseError::ChunkedBody);
-        } else if h.name.eq_ignore_ascii_case("connection") {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            framing.content_length(h.value)?;
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            framing.transfer_encoding(h.value)?;
+        } else if name.eq_ignore_ascii_case(b"host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case(b"connection") {
             if has_token(h.value, b"close") {
                 keep_alive = false;
             } else if has_token(h.value, b"keep-alive") {
                 keep_alive = true;
             }
             upgrade_token |= has_token(h.value, b"upgrade");
-        } else if h.name.eq_ignore_ascii_case("upgrade") {
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
             upgrade_header = true;
+        } else if name.eq_ignore_ascii_case(b"expect") {
+            if !h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue") {
+                return Err(ParseError::ExpectationFailed);
+            }
+            expect_continue = true;
         }
     }
-    let body_len = body_len.unwrap_or(0);
+    // RFC 9112 §3.2: exactly one Host in HTTP/1.1, never two in any version.
+    if hosts > 1 || (hosts == 0 && r.minor_version >= 1) {
+        return Err(ParseError::BadRequest);
+    }
+    let (body_len, chunked) = framing.finish(r.minor_version)?;
     if body_len > limits.max_body_bytes {
         return Err(ParseError::BodyTooLarge);
     }
@@ -273,10 +339,107 @@ pub(crate) fn parse_into(
     Ok(Some(Head {
         head_len: len,
         body_len,
+        chunked,
+        // RFC 9110 §10.1.1: ignored in HTTP/1.0, and meaningless without a body.
+        expect_continue: expect_continue && r.minor_version >= 1 && (chunked || body_len > 0),
         keep_alive,
         head_only,
         upgrade: upgrade_header && upgrade_token,
     }))
+}
+
+/// A head over [`Limits::max_head_bytes`]: `414` if the request line alone is (the
+/// target is what is long), `431` otherwise.
+fn over_limit(buf: &[u8], limits: &Limits) -> ParseError {
+    let line = &buf[..buf.len().min(limits.max_head_bytes + 1)];
+    if line.contains(&b'\n') {
+        ParseError::HeadersTooLarge
+    } else {
+        ParseError::UriTooLong
+    }
+}
+
+/// How the body is delimited, gathered over the head's `Content-Length` and
+/// `Transfer-Encoding` fields (RFC 9112 §6).
+#[derive(Default)]
+struct Framing {
+    content_length: Option<usize>,
+    /// A `Transfer-Encoding` field was present.
+    transfer_encoding: bool,
+    /// The last transfer coding listed so far is `chunked`.
+    chunked_last: bool,
+    /// `chunked` was listed (anywhere).
+    chunked_seen: bool,
+    /// A coding other than `chunked` was listed.
+    other_coding: bool,
+}
+
+impl Framing {
+    fn content_length(&mut self, value: &[u8]) -> Result<(), ParseError> {
+        let n = parse_content_length(value).ok_or(ParseError::BadRequest)?;
+        if self.content_length.is_some_and(|prev| prev != n) {
+            return Err(ParseError::BadRequest); // conflicting lengths: smuggling risk
+        }
+        self.content_length = Some(n);
+        Ok(())
+    }
+
+    /// Adds one `Transfer-Encoding` field's list of codings (several fields form one
+    /// list, in order).
+    fn transfer_encoding(&mut self, value: &[u8]) -> Result<(), ParseError> {
+        self.transfer_encoding = true;
+        for element in value.split(|&b| b == b',') {
+            let coding = element.trim_ascii();
+            if coding.is_empty() {
+                continue; // RFC 9110 §5.6.1: empty list elements are ignored
+            }
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                if self.chunked_seen {
+                    return Err(ParseError::BadRequest); // chunked applied twice
+                }
+                self.chunked_seen = true;
+                self.chunked_last = true;
+            } else if is_coding(coding) {
+                self.other_coding = true;
+                self.chunked_last = false;
+            } else {
+                return Err(ParseError::BadRequest);
+            }
+        }
+        Ok(())
+    }
+
+    /// The body's `Content-Length` (0 if chunked or absent) and whether it is chunked.
+    fn finish(self, minor_version: u8) -> Result<(usize, bool), ParseError> {
+        if !self.transfer_encoding {
+            return Ok((self.content_length.unwrap_or(0), false));
+        }
+        // Both length fields: one of two parsers in a chain may believe the other one.
+        // A Transfer-Encoding in HTTP/1.0, which has none, is as ambiguous (§6.1).
+        if self.content_length.is_some() || minor_version == 0 {
+            return Err(ParseError::BadRequest);
+        }
+        // chunked not last (or absent): the body's length cannot be known (§6.3).
+        if !self.chunked_last {
+            return Err(ParseError::BadRequest);
+        }
+        if self.other_coding {
+            return Err(ParseError::UnsupportedTransferCoding);
+        }
+        Ok((0, true))
+    }
+}
+
+/// A transfer coding: a token, optionally with `;`-separated parameters.
+fn is_coding(coding: &[u8]) -> bool {
+    let name = coding.split(|&b| b == b';').next().unwrap_or_default();
+    let name = name.trim_ascii();
+    !name.is_empty() && name.iter().all(|&b| is_tchar(b))
+}
+
+/// RFC 9110 §5.6.2 token characters.
+pub(super) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 #[cfg(test)]
@@ -321,7 +484,7 @@ mod tests {
 
     #[test]
     fn a_body_length_is_reported_not_taken() {
-        let data = b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nab";
+        let data = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nab";
         let (h, req) = head(data);
         assert_eq!(h.head_len(), data.len() - 2);
         assert_eq!(h.body_len(), 3);
@@ -334,7 +497,7 @@ mod tests {
             let data = &b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"[..cut];
             let mut req = Request::default();
             let full = parse_head(
-                &Bytes::from_static(b"GET /a HTTP/1.1\r\n\r\n"),
+                &Bytes::from_static(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"),
                 &Limits::default(),
                 &mut req,
             );
@@ -351,10 +514,16 @@ mod tests {
 
     #[test]
     fn too_many_headers_are_refused() {
-        let limits = Limits::default().max_headers(2);
-        let (res, _) = parse_with(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\n\r\n", &limits);
+        let limits = Limits::default().max_headers(3);
+        let (res, _) = parse_with(
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n",
+            &limits,
+        );
         assert!(matches!(res, Ok(Some(_))));
-        let (res, req) = parse_with(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", &limits);
+        let (res, req) = parse_with(
+            b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n",
+            &limits,
+        );
         assert_eq!(res, Err(ParseError::HeadersTooLarge));
         assert_eq!(req.headers().count(), 0);
     }
@@ -384,11 +553,12 @@ mod tests {
 
     #[test]
     fn content_lengths_must_be_valid_and_agree() {
-        let same = b"POST / HTTP/1.1\r\nContent-Length: 4\r\ncontent-length: 4\r\n\r\n";
+        let same = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\ncontent-length: 4\r\n\r\n";
         assert_eq!(head(same).0.body_len(), 4);
-        let conflict = b"POST / HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n";
+        let conflict =
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\n";
         assert_eq!(parse(conflict).0, Err(ParseError::BadRequest));
-        let (res, req) = parse(b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n");
+        let (res, req) = parse(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n");
         assert_eq!(res, Err(ParseError::BadRequest));
         assert_eq!((req.method(), req.headers().count()), ("", 0));
     }
@@ -396,22 +566,137 @@ mod tests {
     #[test]
     fn a_body_over_the_limit_is_refused() {
         let limits = Limits::default().max_body_bytes(10);
-        let ok = b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\n";
+        let ok = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n";
         assert_eq!(parse_with(ok, &limits).0.unwrap().unwrap().body_len(), 10);
-        let big = b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\n";
+        let big = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n";
         assert_eq!(parse_with(big, &limits).0, Err(ParseError::BodyTooLarge));
     }
 
     #[test]
-    fn a_transfer_encoding_is_refused() {
-        let data = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
-        assert_eq!(parse(data).0, Err(ParseError::ChunkedBody));
+    fn a_final_chunked_coding_is_a_chunked_body() {
+        for te in ["chunked", "Chunked", " chunked ", "chunked,", ", chunked"] {
+            let data = format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\r\n");
+            let mut req = Request::default();
+            let h = parse_head(&Bytes::from(data), &Limits::default(), &mut req)
+                .unwrap()
+                .unwrap();
+            assert!(h.chunked(), "{te:?}");
+            assert_eq!(h.body_len(), 0);
+        }
+    }
+
+    fn status_of(data: &str) -> Result<Option<Head>, ParseError> {
+        let mut req = Request::default();
+        parse_head(&Bytes::from(data.to_owned()), &Limits::default(), &mut req)
+    }
+
+    #[test]
+    fn ambiguous_framing_is_refused() {
+        let bad = [
+            // Both length fields (RFC 9112 §6.1, the classic CL.TE / TE.CL smuggling).
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+            // chunked not final, or twice, or in two fields twice.
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n",
+            // Not a coding at all, or empty.
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \"chunked\"\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked x\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n\r\n",
+            // HTTP/1.0 has no transfer codings.
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+            // Lengths: a list, a sign, hex, two that disagree.
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 4\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +4\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x4\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 40\r\n\r\n",
+        ];
+        for data in bad {
+            assert_eq!(status_of(data), Err(ParseError::BadRequest), "{data:?}");
+        }
+    }
+
+    #[test]
+    fn other_transfer_codings_are_not_implemented() {
+        let data = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
+        assert_eq!(status_of(data), Err(ParseError::UnsupportedTransferCoding));
+        let split = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(status_of(split), Err(ParseError::UnsupportedTransferCoding));
+    }
+
+    #[test]
+    fn http_1_1_needs_exactly_one_host() {
+        assert_eq!(
+            status_of("GET / HTTP/1.1\r\n\r\n"),
+            Err(ParseError::BadRequest)
+        );
+        assert_eq!(
+            status_of("GET / HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n"),
+            Err(ParseError::BadRequest)
+        );
+        assert_eq!(
+            status_of("GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n"),
+            Err(ParseError::BadRequest)
+        );
+        assert!(matches!(status_of("GET / HTTP/1.0\r\n\r\n"), Ok(Some(_))));
+        // An empty Host is valid (a target without an authority).
+        assert!(matches!(
+            status_of("GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+            Ok(Some(_))
+        ));
+    }
+
+    #[test]
+    fn a_long_request_line_is_uri_too_long_and_long_headers_are_431() {
+        let limits = Limits::default().max_head_bytes(64);
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100));
+        let mut req = Request::default();
+        for cut in [65, 80, long_target.len()] {
+            let buf = Bytes::from(long_target[..cut].to_owned());
+            assert_eq!(
+                parse_head(&buf, &limits, &mut req),
+                Err(ParseError::UriTooLong),
+                "cut at {cut}"
+            );
+        }
+        let long_header = format!("GET / HTTP/1.1\r\nHost: {}\r\n\r\n", "a".repeat(100));
+        let buf = Bytes::from(long_header);
+        assert_eq!(
+            parse_head(&buf, &limits, &mut req),
+            Err(ParseError::HeadersTooLarge)
+        );
+    }
+
+    #[test]
+    fn expect_continue_is_seen_and_other_expectations_fail() {
+        let h = status_of(
+            "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(h.expect_continue());
+        let chunked = status_of("POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(chunked.expect_continue());
+        // Nothing to continue to without a body; HTTP/1.0 ignores it (RFC 9110 §10.1.1).
+        let no_body = status_of("GET / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\r\n");
+        assert!(!no_body.unwrap().unwrap().expect_continue());
+        let old = status_of("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n");
+        assert!(!old.unwrap().unwrap().expect_continue());
+        assert_eq!(
+            status_of("POST / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 3\r\n\r\n"),
+            Err(ParseError::ExpectationFailed)
+        );
     }
 
     #[test]
     fn malformed_heads_are_bad_requests() {
         assert_eq!(
-            parse(b"GET / HTTP/1.1\r\nBad Header\r\n\r\n").0,
+            parse(b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n").0,
             Err(ParseError::BadRequest)
         );
         assert_eq!(
@@ -422,20 +707,26 @@ mod tests {
 
     #[test]
     fn connection_header_decides_keep_alive() {
-        assert!(!head(b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
-            .0
-            .keep_alive());
         assert!(
-            !head(b"GET / HTTP/1.1\r\nConnection: Upgrade, Close\r\n\r\n")
+            !head(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 .0
                 .keep_alive()
         );
-        assert!(head(b"GET / HTTP/1.1\r\nConnection: keep-alive\r\n\r\n")
-            .0
-            .keep_alive());
-        assert!(head(b"GET / HTTP/1.1\r\nConnection: Upgrade\r\n\r\n")
-            .0
-            .keep_alive());
+        assert!(
+            !head(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, Close\r\n\r\n")
+                .0
+                .keep_alive()
+        );
+        assert!(
+            head(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+                .0
+                .keep_alive()
+        );
+        assert!(
+            head(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\r\n")
+                .0
+                .keep_alive()
+        );
     }
 
     #[test]
@@ -453,10 +744,10 @@ mod tests {
 
     #[test]
     fn head_requests_are_head_only() {
-        let (h, req) = head(b"HEAD /x HTTP/1.1\r\n\r\n");
+        let (h, req) = head(b"HEAD /x HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(h.head_only());
         assert_eq!(req.method(), "HEAD");
-        assert!(!head(b"GET /x HTTP/1.1\r\n\r\n").0.head_only());
+        assert!(!head(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n").0.head_only());
     }
 
     #[test]
@@ -485,7 +776,12 @@ mod tests {
         assert_eq!(ParseError::BadRequest.status(), (400, "Bad Request"));
         assert_eq!(ParseError::BodyTooLarge.status().0, 413);
         assert_eq!(ParseError::HeadersTooLarge.status().0, 431);
-        assert_eq!(ParseError::ChunkedBody.status().0, 501);
-        assert_eq!(ParseError::BadRequest.to_string(), "malformed request head");
+        assert_eq!(ParseError::UriTooLong.status().0, 414);
+        assert_eq!(ParseError::UnsupportedTransferCoding.status().0, 501);
+        assert_eq!(ParseError::ExpectationFailed.status().0, 417);
+        assert_eq!(
+            ParseError::BadRequest.to_string(),
+            "malformed request or ambiguous framing"
+        );
     }
 }

@@ -349,6 +349,7 @@ impl Poller {
                     };
                     // A reply written into the tail starts in a pooled buffer.
                     self.pool.provision_tail(&mut session.conn.output);
+                    session.conn.now = self.now;
                     if let Mode::Pool { .. } = self.mode {
                         return self.send_away(index, call);
                     }
