@@ -181,7 +181,12 @@ fn a_multi_segment_send_arrives_whole_between_other_threads_sends() {
                 "{mode:?}: message {i} interleaved"
             );
         }
-        assert_eq!(h.queued(), 0);
+        // The count is what the poller last published, once it has seen the sends complete.
+        assert!(
+            eventually(|| h.queued() == 0),
+            "{mode:?}: {} still queued",
+            h.queued()
+        );
         server.shutdown(PATIENCE);
     }
 }

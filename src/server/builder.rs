@@ -103,6 +103,13 @@ impl std::fmt::Debug for Builder {
     }
 }
 
+/// [`Builder::read_timeout`]'s default.
+const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// [`Builder::write_timeout`]'s default.
+const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// [`Builder::idle_timeout`]'s default.
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl Default for Builder {
     fn default() -> Builder {
         Builder {
@@ -120,9 +127,9 @@ impl Default for Builder {
             input_low_water: None,
             output_high_water: 4 << 20,
             queue_capacity: 1024,
-            read_timeout: None,
-            write_timeout: None,
-            idle_timeout: None,
+            read_timeout: Some(DEFAULT_READ_TIMEOUT),
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             max_connections: None,
             tcp_keepalive: None,
             backend: crate::Backend::default(),
@@ -266,27 +273,41 @@ impl Builder {
 
     /// Closes a connection ([`CloseReason::ReadTimeout`](crate::CloseReason::ReadTimeout))
     /// whose handler has had unconsumed input (an incomplete request) for this long
-    /// without consuming any of it — a slow-loris peer. Default: none. A handler can
-    /// override it per connection with [`Conn::set_read_timeout`](crate::Conn::set_read_timeout).
-    pub fn read_timeout(mut self, timeout: Duration) -> Builder {
-        self.read_timeout = Some(timeout);
+    /// without consuming any of it — a slow-loris peer: bytes trickling in do not reset
+    /// it, only the handler consuming some. `None` turns it off. A handler can override
+    /// it per connection with [`Conn::set_read_timeout`](crate::Conn::set_read_timeout)
+    /// (the HTTP layer replaces it with its own head and body deadlines).
+    ///
+    /// Default 60 s, so that a server built with no options cannot be held by peers
+    /// that start a request and never finish it; long enough for a 4 MiB frame
+    /// ([`max_want`](Builder::max_want)) over a slow link.
+    pub fn read_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Builder {
+        self.read_timeout = timeout.into();
         self
     }
 
     /// Closes a connection ([`CloseReason::WriteTimeout`](crate::CloseReason::WriteTimeout))
     /// whose queued output has not moved for this long — a peer that does not read.
-    /// Default: none.
-    pub fn write_timeout(mut self, timeout: Duration) -> Builder {
-        self.write_timeout = Some(timeout);
+    /// `None` turns it off.
+    ///
+    /// Default 60 s (nginx's `send_timeout`): a peer that reads nothing for a minute is
+    /// gone or hostile, and what it holds meanwhile is bounded by the output mark.
+    pub fn write_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Builder {
+        self.write_timeout = timeout.into();
         self
     }
 
     /// Closes a connection ([`CloseReason::IdleTimeout`](crate::CloseReason::IdleTimeout))
     /// with no traffic in either direction for this long. This is an application-level
     /// timeout, not TCP keepalive (see [`tcp_keepalive`](Builder::tcp_keepalive)).
-    /// Default: none.
-    pub fn idle_timeout(mut self, timeout: Duration) -> Builder {
-        self.idle_timeout = Some(timeout);
+    /// `None` turns it off (for protocols whose connections stay silent for long on
+    /// purpose; the WebSocket layer sets its own, and pings).
+    ///
+    /// Default 120 s: a silent connection costs a slot and a descriptor, and peers that
+    /// open connections and send nothing must not keep them forever; two minutes spare
+    /// protocols with a heartbeat of a minute or less.
+    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Builder {
+        self.idle_timeout = timeout.into();
         self
     }
 
