@@ -83,7 +83,9 @@ pub(crate) fn run(session: &mut Session, call: Call, flush: bool) -> Outcome {
         loop {
             outcome.switched |= session.switch();
             let conn = &mut session.conn;
-            if conn.shared.close_requested() || !conn.input.ready() {
+            // Above the output mark requests wait until the peer reads (the poller
+            // calls again once the output falls to half of it).
+            if conn.shared.close_requested() || !conn.input.ready() || conn.output_over_mark() {
                 break;
             }
             conn.input.consumed = 0;

@@ -88,6 +88,11 @@ impl fmt::Debug for ConnShared {
 }
 
 impl ConnShared {
+    /// The output mark ([`Builder::output_high_water`](crate::Builder::output_high_water)).
+    pub(crate) fn high_water(&self) -> usize {
+        self.high_water
+    }
+
     /// A new connection's shared half, to be adopted by the poller behind `remote`.
     pub(crate) fn create(
         remote: &Arc<Remote>,

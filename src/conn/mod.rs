@@ -238,6 +238,16 @@ impl Conn {
         self.requests.shutdown_write = true;
     }
 
+    /// Whether the output queued on this connection (written, not yet sent) has reached
+    /// the output mark ([`Builder::output_high_water`](crate::Builder::output_high_water)).
+    /// Above it the poller calls [`on_request`](crate::Handler::on_request) no more until
+    /// the peer has read half of it; a handler that answers many pipelined requests in
+    /// one call should stop taking requests once this is true and return, so that a peer
+    /// that never reads cannot make it queue without bound.
+    pub fn output_over_mark(&self) -> bool {
+        self.link.pending(&self.output) >= self.shared.high_water()
+    }
+
     /// The time this callback started at, as the poller's clock read it at the start of
     /// its loop turn: the clock timers and timeouts count from, and cheaper than
     /// `Instant::now()` (no clock read). It can lag the real time by the length of the

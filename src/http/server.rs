@@ -14,7 +14,8 @@
 //! | `Closing` | input | drops it | `Closing` |
 //! | `Closing` | the linger deadline (2 s), or the peer's close | closes | |
 //!
-//! Pipelined requests go round `Head` → `Idle` → `Head` within one call. A head or body
+//! Pipelined requests go round `Head` → `Idle` → `Head` within one call, until the
+//! output reaches its mark ([`Conn::output_over_mark`]). A head or body
 //! completed on first sight never arms a timer: deadlines are armed lazily (see
 //! [`deadline`](super::deadline)).
 
@@ -104,6 +105,10 @@ impl<S: Service> Handler for Http<S> {
                     return;
                 }
                 Phase::Idle if conn.input().is_empty() => return,
+                // Pipelined requests wait while the responses already queued are over
+                // the output mark: a peer that never reads cannot make the server queue
+                // without bound (the core calls again once it has read half).
+                Phase::Idle if conn.output_over_mark() => return,
                 Phase::Idle => {
                     st.phase = Phase::Head { since: conn.now() };
                 }
