@@ -304,7 +304,7 @@ fn pipeliners_that_never_read_are_held_to_the_output_mark_and_closed_at_the_writ
     // server stops reading (it holds requests back above the mark).
     let start = Instant::now();
     let mut peak_output = 0;
-    let mut written = vec![0usize; PEERS];
+    let mut written = [0usize; PEERS];
     while start.elapsed() < Duration::from_secs(3) {
         for (n, mut p) in peers.iter().enumerate() {
             if written[n] < request.len() {
