@@ -169,7 +169,7 @@ pub use error::Error;
 pub use handler::{handler_fn, ConnInfo, FnHandler, Handler};
 pub use poller::Balance;
 pub use reason::CloseReason;
-pub use server::{Builder, IntoAddr, Server, ServerHandle, Stopper};
+pub use server::{Builder, IntoAddr, Server, ServerHandle, StatsSource, Stopper};
 pub use stats::{ClosedStats, PollerStats, ShutdownReport, Stats};
 
 pub use bytes::{Bytes, BytesMut};

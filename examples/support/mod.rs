@@ -79,7 +79,10 @@ pub fn run_until_signal(
     }
     netloop::signal::stop_on_signals(server.stopper(), grace)?;
     let report = server.wait();
-    println!("shutdown: {report:?}");
-    println!("stats: {:?}", server.stats());
+    println!(
+        "shutdown: {} idle closed, {} drained, {} cut off at the deadline",
+        report.idle_closed, report.drained, report.forced
+    );
+    println!("{}", server.stats());
     Ok(())
 }

@@ -151,6 +151,13 @@ impl HttpStats {
         HttpEvent::ALL.iter().map(|&e| (e, self.get(e)))
     }
 
+    /// Adds another layer's counts to these.
+    pub(crate) fn absorb(&mut self, other: &HttpStats) {
+        for (mine, theirs) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *mine += theirs;
+        }
+    }
+
     /// Connections the layer closed for a deadline (head, body, idle, write).
     pub fn timeouts(&self) -> u64 {
         [

@@ -60,6 +60,7 @@
 mod chunked;
 mod date;
 mod deadline;
+mod exporter;
 mod header;
 mod metrics;
 mod parse;
@@ -68,6 +69,7 @@ mod response;
 mod server;
 
 pub use chunked::{Chunked, ChunkedDecoder};
+pub use exporter::Exporter;
 pub use header::{has_token, parse_content_length};
 pub use metrics::{HttpEvent, HttpMetrics, HttpStats};
 pub use parse::{parse_head, Head, Limits, ParseError};
@@ -102,6 +104,8 @@ pub struct Http<S> {
     deadlines: Deadlines,
     metrics: HttpMetrics,
     upgrade: Option<Box<UpgradeHook>>,
+    /// `GET` requests for this path are answered with the exporter's text.
+    metrics_at: Option<(String, Exporter)>,
 }
 
 /// The hook [`Http::on_upgrade`] installs.
@@ -143,7 +147,17 @@ impl<S: Service> Http<S> {
             deadlines: Deadlines::default(),
             metrics: HttpMetrics::default(),
             upgrade: None,
+            metrics_at: None,
         }
+    }
+
+    /// Answers `GET path` (say `/metrics`) with `exporter`'s counters in the Prometheus
+    /// text format instead of calling the service, and adds this layer's counters to the
+    /// exporter. Add the server's with [`Exporter::add_server`] once it is started.
+    pub fn metrics_at(mut self, path: &str, exporter: Exporter) -> Http<S> {
+        exporter.add_http(self.metrics.clone());
+        self.metrics_at = Some((path.to_owned(), exporter));
+        self
     }
 
     /// The layer's counters (timeouts, refusals), shared with this value: keep the

@@ -316,7 +316,14 @@ impl<S: Service> Http<S> {
         }
         let close = !head.keep_alive();
         let mut res = Response::new(conn.output(), head.head_only(), close);
-        self.service.call(&st.request, &mut res);
+        match &self.metrics_at {
+            Some((path, exporter))
+                if st.request.path() == path && matches!(st.request.method(), "GET" | "HEAD") =>
+            {
+                exporter.respond(&mut res)
+            }
+            _ => self.service.call(&st.request, &mut res),
+        }
         res.finish();
         // The request is lent to the service for the call only. Dropping its bytes now
         // lets the input buffer go back to the pool instead of being replaced.

@@ -130,6 +130,12 @@ impl ServerHandle {
         stats
     }
 
+    /// A [`StatsSource`](crate::StatsSource): the counters, readable from another thread
+    /// without this handle (for a metrics endpoint).
+    pub fn stats_source(&self) -> crate::StatsSource {
+        super::stats_source::StatsSource::new(&self.inner.parts.remotes)
+    }
+
     /// A [`Stopper`] for requesting shutdown from another thread.
     pub fn stopper(&self) -> Stopper {
         Stopper {

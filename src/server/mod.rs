@@ -5,9 +5,11 @@ mod builder;
 mod handle;
 mod listen;
 mod start;
+mod stats_source;
 
 pub use builder::{Builder, IntoAddr};
 pub use handle::{ServerHandle, Stopper};
+pub use stats_source::StatsSource;
 
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]

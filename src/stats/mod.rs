@@ -1,6 +1,8 @@
 //! Counters: what [`ServerHandle::stats`](crate::ServerHandle::stats) and
 //! [`ServerHandle::shutdown`](crate::ServerHandle::shutdown) report.
 
+mod text;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::CloseReason;
@@ -116,6 +118,38 @@ pub struct ShutdownReport {
     pub drained: u64,
     /// Connections still busy at the deadline, cut off.
     pub forced: u64,
+}
+
+impl Stats {
+    /// Adds another server's counters to these (its pollers are listed after these).
+    pub(crate) fn absorb(&mut self, other: &Stats) {
+        self.active += other.active;
+        self.accepted += other.accepted;
+        self.rejected += other.rejected;
+        self.over_limit += other.over_limit;
+        self.buffered_input += other.buffered_input;
+        self.buffered_output += other.buffered_output;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.handler_calls += other.handler_calls;
+        self.panics += other.panics;
+        self.connect_failed += other.connect_failed;
+        self.dropped += other.dropped;
+        let (c, o) = (&mut self.closed, &other.closed);
+        c.peer_closed += o.peer_closed;
+        c.local += o.local;
+        c.shutdown += o.shutdown;
+        c.shutdown_forced += o.shutdown_forced;
+        c.panic += o.panic;
+        c.error += o.error;
+        c.read_timeout += o.read_timeout;
+        c.write_timeout += o.write_timeout;
+        c.idle_timeout += o.idle_timeout;
+        c.input_limit += o.input_limit;
+        c.handshake_timeout += o.handshake_timeout;
+        c.backpressure += o.backpressure;
+        self.pollers.extend(other.pollers.iter().cloned());
+    }
 }
 
 impl ShutdownReport {
