@@ -721,13 +721,16 @@ impl Uring {
             if let Some(bid) = bid {
                 self.group(big).push(bid);
             }
-            if kind == ACCEPT && res >= 0 {
-                // SAFETY: the kernel just created this descriptor for us.
-                drop(unsafe { OwnedFd::from_raw_fd(res) });
-            }
-
             if !more {
                 self.retired_op(token);
+            }
+            if kind == ACCEPT && res >= 0 {
+                // A connection accepted before the listener's close took effect: the
+                // poller still serves it (it keeps what it needs of a closed listener),
+                // so a client the kernel already let in is not dropped, which matters
+                // when another process goes on serving the listener.
+                self.current = Current::Accepted(res);
+                return Some(readable(token));
             }
             return None;
         };
