@@ -214,10 +214,16 @@ impl Poller {
                 let _ = sys::set_keepalive(fd.as_raw_fd(), idle);
             }
         }
-        let target = self
-            .balancer
-            .choose(Some(self.remote.index), listener.shared)
-            .clone();
+        let target = if listener.fd.is_none() {
+            // Accepted as the listener closed (the drain has begun or is about to): kept
+            // here, where it is served; another poller may have finished its drain.
+            self.remote.assigned.fetch_add(1, Ordering::Relaxed);
+            self.remote.clone()
+        } else {
+            self.balancer
+                .choose(Some(self.remote.index), listener.shared)
+                .clone()
+        };
         let adopt = Adopt {
             fd,
             shared: crate::conn::ConnShared::create(

@@ -89,7 +89,12 @@ impl Poller {
                 in_flight, backlog, ..
             } => *in_flight == 0 && backlog.is_empty(),
         };
-        self.draining.is_some() && self.slab.is_empty() && idle_pool
+        // A closed listener's accept operation may still deliver a connection (io_uring):
+        // the poller stays until the driver has retired every closed socket, or the
+        // deadline passed.
+        let retired =
+            self.driver.closing() == 0 || self.draining.as_ref().is_some_and(|d| d.forced);
+        self.draining.is_some() && self.slab.is_empty() && idle_pool && retired
     }
 
     /// Reports the drain: every connection busy at its start either finished (drained)
