@@ -149,6 +149,7 @@ mod handler;
 pub mod http;
 mod poller;
 mod reason;
+pub mod restart;
 mod server;
 mod session;
 pub mod signal;

@@ -33,13 +33,20 @@ pub struct ServerArgs {
 impl ServerArgs {
     /// A builder with these flags applied; `default_addr` if no `--addr` was given.
     pub fn builder(&self, default_addr: &str) -> Builder {
-        let mut builder = Server::builder().pin_cpus(self.pin);
+        let mut builder = Server::builder();
         if self.addr.is_empty() {
             builder = builder.listen(default_addr);
         }
         for addr in &self.addr {
             builder = builder.listen(addr.as_str());
         }
+        self.settings(builder)
+    }
+
+    /// `builder` with every flag but the addresses applied (for listeners that come
+    /// from elsewhere: a predecessor, systemd).
+    pub fn settings(&self, mut builder: Builder) -> Builder {
+        builder = builder.pin_cpus(self.pin);
         if let Some(n) = self.pollers {
             builder = builder.pollers(n);
         }

@@ -84,7 +84,9 @@ impl Balancer {
 
 /// A listening socket owned by one poller.
 pub(crate) struct Listener {
-    fd: OwnedFd,
+    /// `None` once closed: the rest stays for connections accepted before the close
+    /// whose completions arrive after it (io_uring).
+    fd: Option<OwnedFd>,
     /// Index in the builder's list of listeners.
     index: usize,
     addr: Addr,
@@ -106,7 +108,7 @@ impl Listener {
         shared: bool,
     ) -> Listener {
         Listener {
-            fd,
+            fd: Some(fd),
             index,
             addr,
             hooks,
@@ -117,7 +119,7 @@ impl Listener {
     }
 
     pub(super) fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.as_ref().map_or(-1, |fd| fd.as_raw_fd())
     }
 }
 
@@ -159,7 +161,7 @@ impl Poller {
     /// ended in an error disarmed until then).
     fn rearm_listener(&mut self, i: usize) {
         if let Some(l) = self.listeners.get(i) {
-            if l.paused_until.is_none() {
+            if l.paused_until.is_none() && l.fd.is_some() {
                 let _ = self
                     .driver
                     .reregister(l.raw_fd(), Token::listener(i), LISTEN);
@@ -212,10 +214,16 @@ impl Poller {
                 let _ = sys::set_keepalive(fd.as_raw_fd(), idle);
             }
         }
-        let target = self
-            .balancer
-            .choose(Some(self.remote.index), listener.shared)
-            .clone();
+        let target = if listener.fd.is_none() {
+            // Accepted as the listener closed (the drain has begun or is about to): kept
+            // here, where it is served; another poller may have finished its drain.
+            self.remote.assigned.fetch_add(1, Ordering::Relaxed);
+            self.remote.clone()
+        } else {
+            self.balancer
+                .choose(Some(self.remote.index), listener.shared)
+                .clone()
+        };
         let adopt = Adopt {
             fd,
             shared: crate::conn::ConnShared::create(
@@ -238,8 +246,11 @@ impl Poller {
     /// the loop does not spin on a pending connection it cannot accept, and keep serving
     /// the connections it has.
     fn pause_listener(&mut self, i: usize, e: &io::Error) {
-        tracing::warn!(error = %e, "accept paused for {ACCEPT_BACKOFF:?}");
         let l = &mut self.listeners[i];
+        if l.fd.is_none() {
+            return;
+        }
+        tracing::warn!(error = %e, "accept paused for {ACCEPT_BACKOFF:?}");
         let _ = self
             .driver
             .reregister(l.raw_fd(), Token::listener(i), Interest::NONE);
@@ -261,10 +272,15 @@ impl Poller {
         resumed
     }
 
-    /// Closes every listener of this poller.
+    /// Closes every listener of this poller. A connection the kernel accepted for one
+    /// before the close took effect (an io_uring completion already on its way) is
+    /// still served: it is a client the service accepted.
     pub(super) fn stop_accepting(&mut self) {
-        for (i, l) in self.listeners.drain(..).enumerate() {
-            self.driver.close(l.fd, Token::listener(i));
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            l.paused_until = None;
+            if let Some(fd) = l.fd.take() {
+                self.driver.close(fd, Token::listener(i));
+            }
         }
     }
 }

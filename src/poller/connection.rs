@@ -85,6 +85,7 @@ impl Poller {
             reported: Gauges::default(),
             timers,
             dialing: None,
+            fresh: false,
         });
         let counters = &self.remote.counters;
         bump(&counters.adopted, 1);
@@ -106,8 +107,15 @@ impl Poller {
             return;
         }
         slot.registered = Some(Interest::READ);
+        slot.fresh = true;
         if let Some(s) = slot.session() {
             tracing::debug!(parent: &s.conn.span, "connection open");
+        }
+        if let Some(d) = self.draining.as_mut() {
+            // Accepted just before the listeners closed (a hand-off from another poller,
+            // or an accept completion that was already on its way): it ends drained or
+            // forced like the connections that were busy when the drain began.
+            d.busy += 1;
         }
         self.advance(index);
     }
@@ -335,9 +343,11 @@ impl Poller {
             if sent > 0 {
                 bump(&counters.bytes_out, sent);
                 slot.timers.wrote(self.now);
+                slot.fresh = false;
             }
             bump(&counters.handler_calls, std::mem::take(&mut conn.calls));
-            let facts = facts_of(slot, &self.config, self.draining.is_some());
+            let drains = Poller::drains(&self.draining, slot);
+            let facts = facts_of(slot, &self.config, drains);
             match state::next(slot.phase, &facts) {
                 Step::Wait => break,
                 Step::Become(phase) => slot.enter(phase),
@@ -450,9 +460,9 @@ impl Poller {
 
     /// Brings the driver's interest for a connection in line with its state.
     pub(super) fn update_interest(&mut self, index: usize) {
-        let draining = self.draining.is_some();
         let (high, low) = (self.config.input_high_water, self.config.input_low_water);
         let slot = &mut self.slab[index];
+        let draining = Poller::drains(&self.draining, slot);
         if slot.phase == Phase::Connecting {
             return;
         }

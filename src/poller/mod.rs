@@ -101,9 +101,11 @@ pub(crate) enum Command {
     /// Close the listeners and acknowledge.
     StopAccepting(Sender<()>),
     /// Close idle connections, let busy ones finish until `deadline`, then report
-    /// and exit.
+    /// and exit. With `keep_fresh` (after a handover) an accepted connection that has
+    /// not been sent anything yet is busy, not idle: it is served its first reply.
     Drain {
         deadline: Instant,
+        keep_fresh: bool,
         done: Sender<ShutdownReport>,
     },
 }
@@ -204,6 +206,8 @@ pub(crate) enum Mode {
 /// Graceful-shutdown progress.
 struct Draining {
     deadline: Instant,
+    /// Accepted connections not sent anything yet are served, not closed as idle.
+    keep_fresh: bool,
     forced: bool,
     /// Connections that were busy when the drain began: each ends drained or forced.
     busy: u64,
@@ -391,7 +395,11 @@ impl Poller {
                     self.stop_accepting();
                     let _ = ack.send(());
                 }
-                Command::Drain { deadline, done } => self.begin_drain(deadline, done),
+                Command::Drain {
+                    deadline,
+                    keep_fresh,
+                    done,
+                } => self.begin_drain(deadline, keep_fresh, done),
             }
         }
     }
@@ -463,6 +471,14 @@ impl Poller {
             }
         }
         acted
+    }
+
+    /// Whether the drain applies to `slot` now: the server is draining, and the slot is
+    /// not a fresh connection the drain keeps serving until its first reply.
+    fn drains(draining: &Option<Draining>, slot: &Slot) -> bool {
+        draining
+            .as_ref()
+            .is_some_and(|d| !(d.keep_fresh && slot.fresh))
     }
 
     /// A fresh generation for a slot, so tokens of the connection that held it before

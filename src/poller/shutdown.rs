@@ -11,10 +11,16 @@ use super::{Draining, Mode, Poller};
 use crate::{sys, CloseReason, ShutdownReport};
 
 impl Poller {
-    pub(super) fn begin_drain(&mut self, deadline: Instant, done: Sender<ShutdownReport>) {
+    pub(super) fn begin_drain(
+        &mut self,
+        deadline: Instant,
+        keep_fresh: bool,
+        done: Sender<ShutdownReport>,
+    ) {
         self.stop_accepting();
         self.draining = Some(Draining {
             deadline,
+            keep_fresh,
             forced: false,
             busy: 0,
             report: ShutdownReport::default(),
@@ -24,7 +30,10 @@ impl Poller {
         for index in indices {
             let slot = &mut self.slab[index];
             let connecting = slot.phase == Phase::Connecting;
-            if slot.is_idle() {
+            // After a handover a just-accepted connection may have its first request on
+            // the way; closing it would fail a client the service should keep.
+            let served_later = keep_fresh && slot.fresh && !connecting;
+            if !served_later && slot.is_idle() {
                 if let Some(d) = self.draining.as_mut() {
                     d.report.idle_closed += 1;
                 }
@@ -41,7 +50,8 @@ impl Poller {
                 if let Some(d) = self.draining.as_mut() {
                     d.busy += 1;
                 }
-                // Stops reading: nothing new is started while draining.
+                // Stops reading (nothing new is started while draining), except for a
+                // fresh connection kept for its first request.
                 self.update_interest(index);
                 self.advance(index);
             }
@@ -79,7 +89,12 @@ impl Poller {
                 in_flight, backlog, ..
             } => *in_flight == 0 && backlog.is_empty(),
         };
-        self.draining.is_some() && self.slab.is_empty() && idle_pool
+        // A closed listener's accept operation may still deliver a connection (io_uring):
+        // the poller stays until the driver has retired every closed socket, or the
+        // deadline passed.
+        let retired =
+            self.driver.closing() == 0 || self.draining.as_ref().is_some_and(|d| d.forced);
+        self.draining.is_some() && self.slab.is_empty() && idle_pool && retired
     }
 
     /// Reports the drain: every connection busy at its start either finished (drained)

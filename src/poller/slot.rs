@@ -43,6 +43,9 @@ pub(crate) struct Slot {
     pub(super) timers: SlotTimers,
     /// A dial's progress, while `Connecting`.
     pub(super) dialing: Option<Box<Dialing>>,
+    /// Accepted and not sent a byte yet: a drain after a handover serves it rather than
+    /// closing it as idle (see `ServerHandle::shutdown`).
+    pub(super) fresh: bool,
 }
 
 /// Where a connection's handler is: in the slab, or on a worker.

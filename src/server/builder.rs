@@ -1,12 +1,14 @@
 //! [`Builder`]: every server setting, with its default.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::transport::{Transport, TransportFactory};
 use crate::{Addr, AddrParseError, Balance, ConnInfo, Dispatch, Error, Handler, ServerHandle};
 
+use super::listen::ListenSpec;
 use super::start;
 
 /// Something [`Builder::listen`] accepts as an address: an [`Addr`], a
@@ -62,7 +64,7 @@ impl IntoAddr for String {
 /// ```
 #[derive(Clone)]
 pub struct Builder {
-    pub(super) listeners: Vec<Addr>,
+    pub(super) listeners: Vec<ListenSpec>,
     pub(super) bad_addrs: Vec<AddrParseError>,
     pub(super) pollers: Option<usize>,
     pub(super) pin_cpus: bool,
@@ -150,8 +152,66 @@ impl Builder {
     /// [`serve`](Builder::serve).
     pub fn listen(mut self, addr: impl IntoAddr) -> Builder {
         match addr.into_addr() {
-            Ok(a) => self.listeners.push(a),
+            Ok(a) => self.listeners.push(ListenSpec::Bind(a)),
             Err(e) => self.bad_addrs.push(e),
+        }
+        self
+    }
+
+    /// Adds a listener on a socket that is already bound and listening: one inherited
+    /// from systemd ([`restart::systemd_listeners`](crate::restart::systemd_listeners)),
+    /// from a supervisor, or bound by the program itself. TCP and Unix stream sockets
+    /// are accepted; [`serve`](Builder::serve) checks that it is one on which
+    /// `listen(2)` was called (else [`Error::Config`] saying what it is not), makes it
+    /// non-blocking, and reports its address in [`ServerHandle::local_addrs`] in
+    /// builder order with the others. The backlog, `SO_REUSEPORT` and other socket
+    /// options are whatever its creator set.
+    ///
+    /// The server serves on a duplicate of `fd`; this one is closed when the builder
+    /// (and any clone of it) is dropped. A Unix socket's file is left in place at
+    /// shutdown: this server did not create it.
+    ///
+    /// ```no_run
+    /// use std::os::fd::OwnedFd;
+    /// use netloop::{handler_fn, Server};
+    ///
+    /// let socket = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let server = Server::builder()
+    ///     .listen_fd(OwnedFd::from(socket))
+    ///     .serve(handler_fn(|conn| conn.close()))?;
+    /// println!("serving on {}", server.local_addrs()[0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listen_fd(self, fd: OwnedFd) -> Builder {
+        self.listen_fds(vec![fd])
+    }
+
+    /// Adds one listener served by several already-listening sockets bound to the same
+    /// address (a set of `SO_REUSEPORT` sockets, such as a predecessor's
+    /// [`Balance::ReusePort`] listener). With [`Balance::ReusePort`] and as many sockets
+    /// as pollers, each poller accepts on its own; otherwise every socket is shared and
+    /// its connections are spread by the balancer. Checked as in
+    /// [`listen_fd`](Builder::listen_fd); sockets bound to different addresses are an
+    /// [`Error::Config`].
+    pub fn listen_fds(mut self, fds: Vec<OwnedFd>) -> Builder {
+        self.listeners.push(ListenSpec::Adopt {
+            fds: Arc::new(fds),
+            owns_path: false,
+        });
+        self
+    }
+
+    /// Adds every listener a predecessor handed over
+    /// ([`restart::inherited_listeners`](crate::restart::inherited_listeners)), in its
+    /// builder order. Unlike [`listen_fds`](Builder::listen_fds), a Unix socket file the
+    /// predecessor created is removed by this server at shutdown (unless it hands the
+    /// listeners on in turn). See [`netloop::restart`](crate::restart).
+    pub fn listen_handover(mut self, handover: &mut crate::restart::Handover) -> Builder {
+        for l in handover.take_listeners() {
+            self.listeners.push(ListenSpec::Adopt {
+                owns_path: l.owns_path,
+                fds: Arc::new(l.fds),
+            });
         }
         self
     }

@@ -1,6 +1,8 @@
 //! [`ServerHandle`]: addresses, stats, dialing, and graceful shutdown.
 
+use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::dial::{DialShared, IntoTarget};
 use crate::dispatch::WorkerPool;
 use crate::poller::{Command, Remote};
+use crate::restart::ListenerFds;
 use crate::{Addr, ConnHandle, Dialer, Error, Handler, ShutdownReport, Stats};
 
 /// Everything `start` hands to a new handle.
@@ -18,6 +21,9 @@ pub(super) struct Parts {
     pub(super) connect_timeout: Duration,
     pub(super) local_addrs: Vec<Addr>,
     pub(super) unix_paths: Vec<PathBuf>,
+    /// A duplicate of every listening socket, per listener in builder order, kept to hand
+    /// them to a successor; closed when the shutdown begins.
+    pub(super) handover: Mutex<Vec<ListenerFds>>,
     pub(super) pool: Option<Arc<WorkerPool>>,
     pub(super) backend: crate::Backend,
 }
@@ -36,6 +42,8 @@ struct Inner {
     workers: Mutex<Vec<JoinHandle<()>>>,
     control: Mutex<Control>,
     changed: Condvar,
+    /// The listening sockets were handed to another process, which serves on them now.
+    handed_over: AtomicBool,
 }
 
 /// A running server (or dial-only loop): its addresses, counters, and the way to stop it.
@@ -85,6 +93,7 @@ impl ServerHandle {
                 workers: Mutex::new(Vec::new()),
                 control: Mutex::new(Control::default()),
                 changed: Condvar::new(),
+                handed_over: AtomicBool::new(false),
             }),
         }
     }
@@ -107,6 +116,45 @@ impl ServerHandle {
     /// (port 0 resolved to the port the system picked).
     pub fn local_addrs(&self) -> &[Addr] {
         &self.inner.parts.local_addrs
+    }
+
+    /// Duplicates of every listening socket, per listener in builder order (the order
+    /// of [`local_addrs`](ServerHandle::local_addrs)), for handing them to another
+    /// process; with [`Balance::ReusePort`](crate::Balance::ReusePort) a TCP listener
+    /// has one socket per poller, and all of them are included (a closed `SO_REUSEPORT`
+    /// socket resets the connections waiting in its own accept queue). The descriptors
+    /// are close-on-exec. [`restart::spawn_successor`](crate::restart::spawn_successor)
+    /// does the whole handover; this is for passing the sockets some other way.
+    ///
+    /// Calling it marks the listeners as handed over, which changes this server's
+    /// shutdown: Unix socket files are left in place (the successor serves on them),
+    /// and connections that have not been sent anything yet are not closed as idle but
+    /// served (see [`shutdown`](ServerHandle::shutdown)).
+    ///
+    /// # Errors
+    /// `NotConnected` once the shutdown has begun (the sockets are closed), or the error
+    /// of duplicating a descriptor.
+    pub fn listener_fds(&self) -> io::Result<Vec<ListenerFds>> {
+        let fds = self.dup_listeners()?;
+        self.set_handed_over();
+        Ok(fds)
+    }
+
+    /// Duplicates of the listening sockets, without marking them handed over.
+    pub(crate) fn dup_listeners(&self) -> io::Result<Vec<ListenerFds>> {
+        let held = lock(&self.inner.parts.handover);
+        if *read(&self.inner.parts.dial.stopping) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the server is shutting down; its listeners are closed",
+            ));
+        }
+        held.iter().map(ListenerFds::try_clone).collect()
+    }
+
+    /// Another process serves on the listeners now (see [`listener_fds`](ServerHandle::listener_fds)).
+    pub(crate) fn set_handed_over(&self) {
+        self.inner.handed_over.store(true, Ordering::SeqCst);
     }
 
     /// The I/O backend the pollers run on: [`Backend::Epoll`](crate::Backend::Epoll) or
@@ -191,6 +239,14 @@ impl ServerHandle {
     /// finish and flush, then closes them; at `grace` from now cuts off whatever is left;
     /// joins every poller and worker thread. Returns what happened.
     ///
+    /// After a handover ([`listener_fds`](ServerHandle::listener_fds),
+    /// [`restart::spawn_successor`](crate::restart::spawn_successor)) the service goes
+    /// on in another process, so this one must not drop a client it has already
+    /// accepted: a connection that has not been sent a byte yet (just accepted, its
+    /// first request maybe still on the way) counts as busy, keeps being read, and
+    /// closes after its first reply, or at the deadline; Go's `http.Server` treats its
+    /// new connections the same way. Unix socket files are then left for the successor.
+    ///
     /// A handler still running at the deadline has its connection shut down under it;
     /// its thread is joined when it returns (Rust cannot stop a running thread).
     /// Calling this again returns the first call's report.
@@ -209,6 +265,10 @@ impl ServerHandle {
             }
             *stopping = true;
         }
+        // The duplicates kept for a handover go first, so that closing the pollers'
+        // sockets closes the listeners, as before.
+        lock(&self.inner.parts.handover).clear();
+        let handed_over = self.inner.handed_over.load(Ordering::SeqCst);
         let deadline = Instant::now() + grace;
         let remotes = &self.inner.parts.remotes;
         let running = lock(&self.inner.pollers).len();
@@ -229,6 +289,7 @@ impl ServerHandle {
         for r in remotes.iter().take(running) {
             r.push(Command::Drain {
                 deadline,
+                keep_fresh: handed_over,
                 done: done_tx.clone(),
             });
         }
@@ -251,8 +312,10 @@ impl ServerHandle {
         for join in lock(&self.inner.workers).drain(..) {
             let _ = join.join();
         }
-        for path in &self.inner.parts.unix_paths {
-            let _ = std::fs::remove_file(path);
+        if !handed_over {
+            for path in &self.inner.parts.unix_paths {
+                let _ = std::fs::remove_file(path);
+            }
         }
         lock(&self.inner.control).report = Some(report);
         self.inner.changed.notify_all();

@@ -73,6 +73,7 @@ pub(super) fn start(b: Builder, hooks: Option<Arc<dyn Hooks>>) -> Result<ServerH
         connect_timeout: b.connect_timeout,
         local_addrs: bound.local_addrs,
         unix_paths: bound.unix_paths,
+        handover: std::sync::Mutex::new(bound.handover),
         pool: pool.clone(),
         backend,
     });

@@ -45,6 +45,8 @@ use crate::conn::Output;
 use crate::{sys, Addr};
 use buf_ring::BufRing;
 
+/// Connections at most taken from a closed listener's queue (see `Uring::sweep`).
+const SWEEP_LIMIT: usize = 64;
 /// Submission queue entries per ring; completions get four times as many slots because
 /// multishot operations post many completions per submission.
 const SQ_ENTRIES: u32 = 1024;
@@ -204,7 +206,7 @@ impl SendState {
 /// A closed socket whose operations have not all finished: closed when they have.
 struct Retiring {
     token: Token,
-    _fd: OwnedFd,
+    fd: OwnedFd,
     /// The buffers a cancelled send may still read, the address a connect may still read.
     _send: Option<Box<SendState>>,
     _connect_addr: Option<Box<socket2::SockAddr>>,
@@ -246,6 +248,9 @@ pub(crate) struct Uring {
     conns: Vec<Option<Watch>>,
     listeners: Vec<Option<Watch>>,
     retiring: Vec<Retiring>,
+    /// Connections taken from closed listeners' queues (see [`sweep`](Uring::sweep)),
+    /// delivered as accept events before this turn's next completion.
+    swept: Vec<(Token, OwnedFd)>,
     /// This turn's completions: (user data, result, flags).
     cqes: Vec<(u64, i32, u32)>,
     cursor: usize,
@@ -287,6 +292,7 @@ impl Uring {
             conns: Vec::new(),
             listeners: Vec::new(),
             retiring: Vec::new(),
+            swept: Vec::new(),
             cqes: Vec::with_capacity(4 * SQ_ENTRIES as usize),
             cursor: 0,
             current: Current::None,
@@ -547,7 +553,7 @@ impl Uring {
         if ops > 0 {
             self.retiring.push(Retiring {
                 token,
-                _fd: fd,
+                fd,
                 _send: send,
                 _connect_addr: addr,
                 ops,
@@ -682,14 +688,20 @@ impl Uring {
     /// The next event of this turn.
     pub(crate) fn next_event(&mut self) -> Option<Event> {
         self.recycle_current();
-        while self.cursor < self.cqes.len() {
+        loop {
+            if let Some((token, fd)) = self.swept.pop() {
+                self.current = Current::Accepted(std::os::fd::IntoRawFd::into_raw_fd(fd));
+                return Some(readable(token));
+            }
+            if self.cursor >= self.cqes.len() {
+                return None;
+            }
             let (ud, res, flags) = self.cqes[self.cursor];
             self.cursor += 1;
             if let Some(event) = self.on_completion(ud, res, flags) {
                 return Some(event);
             }
         }
-        None
     }
 
     /// Handles one completion; returns the event it means for the poller, if any.
@@ -721,13 +733,16 @@ impl Uring {
             if let Some(bid) = bid {
                 self.group(big).push(bid);
             }
-            if kind == ACCEPT && res >= 0 {
-                // SAFETY: the kernel just created this descriptor for us.
-                drop(unsafe { OwnedFd::from_raw_fd(res) });
-            }
-
             if !more {
                 self.retired_op(token);
+            }
+            if kind == ACCEPT && res >= 0 {
+                // A connection accepted before the listener's close took effect: the
+                // poller still serves it (it keeps what it needs of a closed listener),
+                // so a client the kernel already let in is not dropped, which matters
+                // when another process goes on serving the listener.
+                self.current = Current::Accepted(res);
+                return Some(readable(token));
             }
             return None;
         };
@@ -860,12 +875,33 @@ impl Uring {
         self.in_flight += 1;
     }
 
+    /// Takes what waits in a closed listener's queue before its descriptor closes.
+    ///
+    /// io_uring waits on a listener exclusively: each new connection wakes one waiter.
+    /// If the socket is shared with another process (a restart), a wake-up that reached
+    /// this ring while its accept was being cancelled is lost to the other process, and
+    /// that connection would sit in the queue until the next one arrives. Accepting the
+    /// queue's head here (these connections are served like any other) leaves none
+    /// behind; anything arriving later wakes the remaining waiters.
+    fn sweep(&mut self, token: Token, listener: OwnedFd) {
+        for _ in 0..SWEEP_LIMIT {
+            match sys::accept(std::os::fd::AsRawFd::as_raw_fd(&listener)) {
+                Ok((conn, _)) => self.swept.push((token, conn)),
+                Err(e) if sys::AcceptError::classify(&e) == sys::AcceptError::Transient => {}
+                Err(_) => break,
+            }
+        }
+    }
+
     /// An operation of a closed socket finished; closes the socket after the last one.
     fn retired_op(&mut self, token: Token) {
         if let Some(i) = self.retiring.iter().position(|r| r.token == token) {
             self.retiring[i].ops -= 1;
             if self.retiring[i].ops == 0 {
-                self.retiring.swap_remove(i);
+                let done = self.retiring.swap_remove(i);
+                if let super::TokenKind::Listener(_) = token.kind() {
+                    self.sweep(token, done.fd);
+                }
             }
         }
     }
@@ -923,6 +959,7 @@ fn cancel(target: u64) -> squeue::Entry {
 
 impl Drop for Uring {
     fn drop(&mut self) {
+        self.recycle_current();
         if self.started {
             // Cancel everything and wait for every final completion, so no operation
             // outlives the sockets and buffers it uses.
@@ -937,8 +974,14 @@ impl Drop for Uring {
                 let _ = self.ring.submitter().submit_with_args(1, &args);
                 self.cqes.clear();
                 self.collect();
-                for &(ud, _, flags) in &self.cqes {
+                for &(ud, res, flags) in &self.cqes {
                     let kind = (ud & KIND_MASK) >> KIND_SHIFT;
+                    if kind == ACCEPT && res >= 0 {
+                        // Nobody is left to serve it: closed, not leaked (a leaked
+                        // descriptor would leave its client waiting forever).
+                        // SAFETY: the kernel just created this descriptor for us.
+                        drop(unsafe { OwnedFd::from_raw_fd(res) });
+                    }
                     if kind != CANCEL && !cqueue::more(flags) {
                         self.in_flight -= 1;
                     }
