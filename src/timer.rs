@@ -51,6 +51,10 @@ pub(crate) struct TimerWheel {
     current: u64,
     /// Earliest tick holding an entry (may be stale-low; never too high).
     earliest: Option<u64>,
+    /// When `earliest` begins: the poller asks every loop turn whether it has come and
+    /// how long until it does, and comparing instants is cheaper than converting `now`
+    /// to ticks each time.
+    earliest_at: Option<Instant>,
     len: usize,
 }
 
@@ -64,6 +68,7 @@ impl TimerWheel {
                 .collect(),
             current: 0,
             earliest: None,
+            earliest_at: None,
             len: 0,
         }
     }
@@ -82,12 +87,23 @@ impl TimerWheel {
             tick,
         });
         self.len += 1;
-        self.earliest = Some(self.earliest.map_or(tick, |e| e.min(tick)));
+        if self.earliest.is_none_or(|e| tick < e) {
+            self.set_earliest(Some(tick));
+        }
         tick
+    }
+
+    fn set_earliest(&mut self, tick: Option<u64>) {
+        self.earliest = tick;
+        self.earliest_at =
+            tick.map(|t| self.origin + Duration::from_nanos(t.saturating_mul(TICK_NANOS)));
     }
 
     /// Moves every entry due at `now` into `due`.
     pub(crate) fn expire(&mut self, now: Instant, due: &mut Vec<Entry>) {
+        if self.earliest_at.is_none_or(|at| now < at) {
+            return; // the common turn: nothing due
+        }
         let until = self.floor_tick(now);
         let Some(earliest) = self.earliest.filter(|&e| e <= until) else {
             return;
@@ -111,15 +127,14 @@ impl TimerWheel {
             self.current += 1;
         }
         self.current = self.current.max(until + 1);
-        self.earliest = self.find_earliest();
+        let earliest = self.find_earliest();
+        self.set_earliest(earliest);
     }
 
     /// How long until the next entry is due (`None`: nothing scheduled).
     pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        let tick = self.earliest?;
         // 64-bit arithmetic: a u32 tick count would wrap after 49.7 days of uptime.
-        let at = self.origin + Duration::from_nanos(tick.saturating_mul(TICK_NANOS));
-        Some(at.saturating_duration_since(now))
+        Some(self.earliest_at?.saturating_duration_since(now))
     }
 
     fn floor_tick(&self, now: Instant) -> u64 {

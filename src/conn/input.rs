@@ -117,7 +117,9 @@ impl Input {
     pub fn skip(&mut self, n: usize) {
         self.check(n, "skip");
         self.consumed += n;
-        let _ = self.buf.split_to(n);
+        // Advancing moves the start; split_to would make (and drop) a second handle to
+        // the buffer, promoting it to the shared representation.
+        bytes::Buf::advance(&mut self.buf, n);
     }
 
     /// Takes everything up to and including the first occurrence of `delim`, without

@@ -57,6 +57,13 @@ impl Request {
         &self.head
     }
 
+    /// Whether this is a `GET` or `HEAD` of exactly `path` (compared as bytes, no UTF-8
+    /// check: this runs for every request when a metrics path is set).
+    pub(crate) fn is_get(&self, path: &str) -> bool {
+        let method = &self.head[self.method.clone()];
+        &self.head[self.path.clone()] == path.as_bytes() && (method == b"GET" || method == b"HEAD")
+    }
+
     fn text(&self, range: &Range<usize>) -> &str {
         // httparse admits only ASCII token and URI characters in these fields.
         std::str::from_utf8(&self.head[range.clone()]).unwrap_or("")

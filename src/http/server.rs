@@ -116,6 +116,23 @@ impl<S: Service> Handler for Http<S> {
                     let input = conn.input();
                     let parsed = parse::parse_into(input.as_slice(), &self.limits, &mut st.request);
                     match parsed {
+                        // The common case: the whole request is here (no body, or a
+                        // Content-Length body already buffered).
+                        Ok(Some(head))
+                            if !head.chunked()
+                                && input.len() >= head.head_len() + head.body_len() =>
+                        {
+                            let complete = Complete {
+                                total: head.head_len() + head.body_len(),
+                                body: BodyAt::Slice {
+                                    offset: 0,
+                                    len: head.body_len(),
+                                },
+                            };
+                            if !self.serve(st, conn, head, complete) {
+                                return;
+                            }
+                        }
                         Ok(Some(head)) => {
                             st.phase = Phase::Body {
                                 head,
@@ -317,11 +334,7 @@ impl<S: Service> Http<S> {
         let close = !head.keep_alive();
         let mut res = Response::new(conn.output(), head.head_only(), close);
         match &self.metrics_at {
-            Some((path, exporter))
-                if st.request.path() == path && matches!(st.request.method(), "GET" | "HEAD") =>
-            {
-                exporter.respond(&mut res)
-            }
+            Some((path, exporter)) if st.request.is_get(path) => exporter.respond(&mut res),
             _ => self.service.call(&st.request, &mut res),
         }
         res.finish();

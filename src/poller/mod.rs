@@ -445,7 +445,11 @@ impl Poller {
     }
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        let mut next: Option<Instant> = self.wheel.next_timeout(now).map(|d| now + d);
+        let wheel = self.wheel.next_timeout(now);
+        if self.draining.is_none() && self.listeners.iter().all(|l| l.paused_until.is_none()) {
+            return wheel; // the common turn: no instant arithmetic beyond the wheel's
+        }
+        let mut next: Option<Instant> = wheel.map(|d| now + d);
         let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
         if let Some(d) = &self.draining {
             if !d.forced {

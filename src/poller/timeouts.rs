@@ -74,9 +74,19 @@ impl SlotTimers {
     }
 
     /// Carries out the handler's arm and cancel requests, in order; `armed_at` is when
-    /// they are taken (deadlines count from then, never from earlier).
-    fn apply(&mut self, requests: &mut Vec<(TimerKey, Option<Duration>)>, armed_at: Instant) {
+    /// they are taken (deadlines count from then, never from earlier). Returns the
+    /// earliest deadline armed.
+    fn apply(
+        &mut self,
+        requests: &mut Vec<(TimerKey, Option<Duration>)>,
+        armed_at: Instant,
+    ) -> Option<Instant> {
+        let mut earliest: Option<Instant> = None;
         for (key, after) in requests.drain(..) {
+            if let Some(after) = after {
+                let at = armed_at + after;
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            }
             self.due.retain(|&k| k != key);
             match (self.armed.iter_mut().find(|(k, _)| *k == key), after) {
                 (Some(entry), Some(after)) => entry.1 = armed_at + after,
@@ -85,6 +95,7 @@ impl SlotTimers {
                 (None, None) => {}
             }
         }
+        earliest
     }
 
     /// Moves the timers whose deadline passed to the due list, earliest first (several
@@ -137,6 +148,18 @@ impl Poller {
             t.write_since = None;
             return;
         }
+        // With a wheel entry live, only deadlines that begin this turn can come before
+        // it: every earlier one was scheduled when it began, and the idle deadline only
+        // moves later. Without one (it just fired), or with the limits changed,
+        // everything is looked at. This keeps the common turn free of clock arithmetic.
+        let full = t.tick.is_none() || conn.requests.timeouts_changed;
+        let limits = conn.timeouts;
+        let mut earliest = phase_deadline;
+        let mut consider = |at: Option<Instant>| {
+            if let Some(at) = at {
+                earliest = Some(earliest.map_or(at, |e| e.min(at)));
+            }
+        };
         // Above the output mark the server itself holds requests back (backpressure):
         // the peer is not slow to send, it is slow to read, which the write timeout
         // covers.
@@ -146,6 +169,7 @@ impl Poller {
             t.read_since = None;
         } else if conn.input.progressed || t.read_since.is_none() {
             t.read_since = Some(now);
+            consider(limits.read.map(|d| now + d));
         }
         conn.input.progressed = false;
         conn.requests.timeouts_changed = false;
@@ -153,26 +177,21 @@ impl Poller {
             t.write_since = None;
         } else if t.write_progress || t.write_since.is_none() {
             t.write_since = Some(now);
+            consider(limits.write.map(|d| now + d));
         }
         t.write_progress = false;
         if !conn.requests.timers.is_empty() {
             // Measured from now, not from the start of this turn: the handler asked
             // after the turn began, and a timer must never fire early by its clock.
-            t.apply(&mut conn.requests.timers, Instant::now());
+            consider(t.apply(&mut conn.requests.timers, Instant::now()));
         }
-        let limits = conn.timeouts;
-        let earliest_timer = t.armed.iter().map(|&(_, at)| at).min();
-        let deadline = [
-            t.read_since.zip(limits.read).map(|(s, d)| s + d),
-            t.write_since.zip(limits.write).map(|(s, d)| s + d),
-            limits.idle.map(|d| t.last_activity + d),
-            earliest_timer,
-            t.phase_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        if let Some(at) = deadline {
+        if full {
+            consider(t.read_since.zip(limits.read).map(|(s, d)| s + d));
+            consider(t.write_since.zip(limits.write).map(|(s, d)| s + d));
+            consider(limits.idle.map(|d| t.last_activity + d));
+            consider(t.armed.iter().map(|&(_, at)| at).min());
+        }
+        if let Some(at) = earliest {
             self.schedule(index, at);
         }
         // Cancelling is lazy: a live entry finds nothing due and lapses.
