@@ -163,7 +163,7 @@ pub mod ws;
 
 pub use addr::{Addr, AddrParseError};
 pub use backend::{Backend, BACKEND_ENV};
-pub use conn::{Conn, ConnGroup, ConnHandle, Input, Output, Overflow, TimerKey};
+pub use conn::{Conn, ConnGroup, ConnHandle, GroupStats, Input, Output, Overflow, TimerKey};
 pub use dial::{Dialer, IntoTarget, Target};
 pub use dispatch::Dispatch;
 pub use error::Error;

@@ -342,3 +342,55 @@ fn on_drain_tells_the_handler_when_a_full_connection_has_room_again() {
         server.shutdown(PATIENCE);
     }
 }
+
+#[test]
+fn a_sealed_output_takes_earlier_sends_first_and_refuses_later_ones_and_group_messages() {
+    for mode in modes() {
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let server = serve(
+            mode,
+            1,
+            handler_fn(move |conn| {
+                let n = conn.input().len();
+                let data = conn.input().next(n);
+                if &data[..] == b"seal" {
+                    conn.seal_output();
+                    conn.output().write(b"|last");
+                    conn.shutdown_write();
+                } else {
+                    let _ = tx.lock().unwrap().send(conn.handle());
+                }
+            }),
+        );
+        let group = netloop::ConnGroup::new(netloop::Overflow::Drop);
+        let mut s = connect(addr(&server));
+        round_trip_nothing(&mut s);
+        let h = rx.recv_timeout(PATIENCE).unwrap();
+        assert!(group.insert_with_limit(&h, 1 << 20));
+        h.send(Bytes::from_static(b"before")).unwrap();
+        assert!(eventually(
+            || group.counts().delivered == 0 && h.queued() == 0
+        ));
+        group.send(Bytes::from_static(b"+group"));
+        assert!(eventually(|| group.counts().delivered == 1));
+        std::io::Write::write_all(&mut s, b"seal").unwrap();
+        let mut got = vec![0u8; "before+group|last".len()];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "before+group|last",
+            "{mode:?}"
+        );
+        // Once sealed, a send is refused and the group skips the member.
+        assert!(matches!(
+            h.send(Bytes::from_static(b"after")),
+            Err(Error::Closed)
+        ));
+        group.send(Bytes::from_static(b"+late"));
+        assert!(read_to_close(&mut s).is_empty(), "{mode:?}");
+        assert!(eventually(|| group.is_empty()));
+        assert_eq!(group.counts().delivered, 1);
+        server.shutdown(PATIENCE);
+    }
+}

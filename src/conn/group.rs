@@ -2,7 +2,7 @@
 //! poller.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -49,6 +49,28 @@ pub struct ConnGroup {
     overflow: Overflow,
     shards: Mutex<Vec<Arc<Shard>>>,
     len: Arc<AtomicUsize>,
+    counts: Arc<GroupCounts>,
+}
+
+/// What the pollers did with a group's messages, added once per message per poller.
+#[derive(Debug, Default)]
+pub(crate) struct GroupCounts {
+    pub(crate) delivered: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+    pub(crate) closed: AtomicU64,
+}
+
+/// What a [`ConnGroup`]'s messages did, summed over every poller that delivered them
+/// ([`ConnGroup::counts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupStats {
+    /// Member deliveries: one per message per member it was queued for.
+    pub delivered: u64,
+    /// Deliveries skipped for members over their limit ([`Overflow::Drop`]).
+    pub dropped: u64,
+    /// Members closed for being over their limit ([`Overflow::Close`]).
+    pub closed: u64,
 }
 
 /// The members of a group that live on one poller.
@@ -58,26 +80,31 @@ pub(crate) struct Shard {
     members: Mutex<Members>,
     /// The group's member count, kept exact as closed members are pruned.
     group_len: Arc<AtomicUsize>,
+    pub(crate) counts: Arc<GroupCounts>,
 }
 
 #[derive(Default)]
 struct Members {
     list: Vec<Arc<ConnShared>>,
+    /// Each member's own limit on queued output (`usize::MAX`: the output mark).
+    limits: Vec<usize>,
     /// Connection id → index in `list`.
     index: HashMap<u64, usize>,
 }
 
 impl Members {
-    fn insert(&mut self, member: &Arc<ConnShared>) -> bool {
+    fn insert(&mut self, member: &Arc<ConnShared>, limit: usize) -> bool {
         if self.index.contains_key(&member.id) {
             return false;
         }
         self.index.insert(member.id, self.list.len());
         self.list.push(member.clone());
+        self.limits.push(limit);
         true
     }
 
     fn remove_at(&mut self, i: usize) {
+        self.limits.swap_remove(i);
         let gone = self.list.swap_remove(i);
         self.index.remove(&gone.id);
         if let Some(moved) = self.list.get(i) {
@@ -122,13 +149,34 @@ impl ConnGroup {
             overflow,
             shards: Mutex::new(Vec::new()),
             len: Arc::new(AtomicUsize::new(0)),
+            counts: Arc::default(),
+        }
+    }
+
+    /// What the group's messages did so far: deliveries, drops, closes (as the pollers
+    /// reported them; a message still in flight is not counted yet).
+    pub fn counts(&self) -> GroupStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        GroupStats {
+            delivered: get(&self.counts.delivered),
+            dropped: get(&self.counts.dropped),
+            closed: get(&self.counts.closed),
         }
     }
 
     /// Adds a connection; returns `false` if it was a member already or is closed.
     pub fn insert(&self, conn: &ConnHandle) -> bool {
+        self.insert_with_limit(conn, usize::MAX)
+    }
+
+    /// Adds a connection that takes group messages only while its queued output plus
+    /// the message stays within `limit` bytes (and the output mark); over it, the
+    /// group's [`Overflow`] policy applies. A protocol layer passes its own per-connection
+    /// bound (WebSocket's `max_backpressure`). Returns `false` if it was a member already
+    /// or is closed (or sealed).
+    pub fn insert_with_limit(&self, conn: &ConnHandle, limit: usize) -> bool {
         let member = &conn.shared;
-        if member.is_closed() {
+        if member.is_closed() || member.is_sealed() {
             return false;
         }
         let shard = {
@@ -144,13 +192,14 @@ impl ConnGroup {
                         overflow: self.overflow,
                         members: Mutex::new(Members::default()),
                         group_len: self.len.clone(),
+                        counts: self.counts.clone(),
                     });
                     shards.push(s.clone());
                     s
                 }
             }
         };
-        let added = lock(&shard.members).insert(member);
+        let added = lock(&shard.members).insert(member, limit);
         if added {
             self.len.fetch_add(1, Ordering::Relaxed);
         }
@@ -204,19 +253,20 @@ impl ConnGroup {
 }
 
 impl Shard {
-    /// The tokens of the members still open, for the owning poller to deliver to (into
-    /// `out`, which is cleared first; no reference count is touched); closed members
-    /// leave the group here.
-    pub(crate) fn open_members(&self, out: &mut Vec<Token>) {
+    /// The tokens of the members still open, with their limits, for the owning poller
+    /// to deliver to (into `out`, which is cleared first; no reference count is
+    /// touched); closed and sealed members leave the group here.
+    pub(crate) fn open_members(&self, out: &mut Vec<(Token, usize)>) {
         out.clear();
         let mut members = lock(&self.members);
         let mut i = 0;
         while i < members.list.len() {
-            if members.list[i].is_closed() {
+            let m = &members.list[i];
+            if m.is_closed() || m.is_sealed() {
                 members.remove_at(i);
                 self.group_len.fetch_sub(1, Ordering::Relaxed);
             } else {
-                out.push(members.list[i].token());
+                out.push((m.token(), members.limits[i]));
                 i += 1;
             }
         }

@@ -33,6 +33,19 @@ mod flag {
     pub(super) const CLOSED: u8 = 1 << 5;
     /// Connected: `on_connect` has been scheduled.
     pub(super) const OPEN: u8 = 1 << 6;
+    /// The handler sealed its output ([`Conn::seal_output`](crate::Conn::seal_output)):
+    /// other threads' sends and group messages no longer reach it.
+    pub(super) const SEALED: u8 = 1 << 7;
+}
+
+/// What became of a group message offered to a connection whose handler is away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Offer {
+    Queued,
+    /// Over its limit.
+    Full,
+    /// Closed or sealed: it takes no more group messages.
+    Gone,
 }
 
 /// The part of a connection other threads may touch. One per connection, never reused:
@@ -224,6 +237,19 @@ impl ConnShared {
         self.notify_waiters();
     }
 
+    /// Refuses other threads' sends and group messages from now on (see
+    /// [`Conn::seal_output`](crate::Conn::seal_output)); under the outbox lock, so a
+    /// sender either queued before (and the caller drains it next) or is refused.
+    pub(crate) fn seal(&self) {
+        let _outbox = self.lock();
+        self.set(flag::SEALED);
+    }
+
+    /// Whether the output is sealed against other threads' sends.
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.has(flag::SEALED)
+    }
+
     pub(crate) fn has_outbox(&self) -> bool {
         self.outbox_bytes.load(Ordering::Acquire) > 0
     }
@@ -283,7 +309,7 @@ impl ConnShared {
         let len: usize = segments.iter().map(Bytes::len).sum();
         {
             let mut outbox = self.lock();
-            if self.has(flag::CLOSED | flag::CLOSE) {
+            if self.has(flag::CLOSED | flag::CLOSE | flag::SEALED) {
                 return Err(Error::Closed);
             }
             let queued = outbox.bytes + self.output_pending.load(Ordering::Acquire);
@@ -302,21 +328,21 @@ impl ConnShared {
     }
 
     /// Queues one fan-out message for a connection the poller cannot touch now (its
-    /// handler is away): like a send, but with no flag or notification. Returns whether
-    /// it was queued (not over the mark, not closed).
-    pub(crate) fn offer(&self, data: &Bytes) -> bool {
+    /// handler is away): like a send, but with no flag or notification, held to `limit` (or
+    /// the output mark, whichever is lower).
+    pub(crate) fn offer(&self, data: &Bytes, limit: usize) -> Offer {
         let mut outbox = self.lock();
-        if self.has(flag::CLOSED) {
-            return false;
+        if self.has(flag::CLOSED | flag::SEALED) {
+            return Offer::Gone;
         }
         let queued = outbox.bytes + self.output_pending.load(Ordering::Acquire);
-        if queued > 0 && queued + data.len() > self.high_water {
-            return false;
+        if queued > 0 && queued + data.len() > limit.min(self.high_water) {
+            return Offer::Full;
         }
         outbox.bytes += data.len();
         self.outbox_bytes.store(outbox.bytes, Ordering::Release);
         outbox.queue.push_back(data.clone());
-        true
+        Offer::Queued
     }
 
     /// Counts a fan-out message dropped because the connection was over its mark.

@@ -7,9 +7,9 @@ mod input;
 mod link;
 mod output;
 
-pub use group::{ConnGroup, Overflow};
+pub use group::{ConnGroup, GroupStats, Overflow};
 pub use handle::ConnHandle;
-pub(crate) use handle::ConnShared;
+pub(crate) use handle::{ConnShared, Offer};
 pub use input::Input;
 pub(crate) use input::DEFAULT_WANT_LIMIT;
 pub(crate) use link::Link;
@@ -236,6 +236,17 @@ impl Conn {
     /// until the peer closes its side.
     pub fn shutdown_write(&mut self) {
         self.requests.shutdown_write = true;
+    }
+
+    /// Seals the output against other threads: what [`ConnHandle::send`] and
+    /// [`ConnGroup`] messages queued so far moves into the output now, ahead of what
+    /// this callback writes next; later sends are refused ([`Error::Closed`](crate::Error::Closed))
+    /// and group messages skip the connection (it leaves its groups at their next
+    /// send). For a protocol whose last message must be last: a WebSocket Close, after
+    /// which nothing may follow.
+    pub fn seal_output(&mut self) {
+        self.shared.seal();
+        self.take_outbox();
     }
 
     /// Whether the output queued on this connection (written, not yet sent) has reached

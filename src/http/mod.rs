@@ -1,7 +1,7 @@
 //! A small HTTP/1.1 server layer, written against netloop's public core API only.
 //!
 //! [`Http`] turns a [`Service`] (a function from [`Request`] to [`Response`]) into a
-//! [`Handler`]:
+//! [`Handler`](crate::Handler):
 //!
 //! * request heads are parsed with `httparse`; the head and body reach the service as
 //!   zero-copy [`Bytes`](crate::Bytes) slices of the input;
@@ -97,7 +97,7 @@ where
     }
 }
 
-/// The HTTP/1.1 layer: a [`Handler`] that parses requests and calls a [`Service`].
+/// The HTTP/1.1 layer: a [`Handler`](crate::Handler) that parses requests and calls a [`Service`].
 pub struct Http<S> {
     service: S,
     limits: Limits,

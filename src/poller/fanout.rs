@@ -7,7 +7,7 @@ use bytes::Bytes;
 use super::slot::Holder;
 use super::Poller;
 use crate::conn::group::Shard;
-use crate::conn::Overflow;
+use crate::conn::{Offer, Overflow};
 use crate::driver::TokenKind;
 use crate::stats::bump;
 use crate::CloseReason;
@@ -17,7 +17,8 @@ impl Poller {
         let mut targets = std::mem::take(&mut self.fanout_targets);
         shard.open_members(&mut targets);
         let high = self.config.output_high_water;
-        for token in targets.drain(..) {
+        let (mut delivered, mut dropped, mut closed) = (0u64, 0u64, 0u64);
+        for (token, limit) in targets.drain(..) {
             let TokenKind::Conn { index, generation } = token.kind() else {
                 continue;
             };
@@ -27,35 +28,44 @@ impl Poller {
             if slot.generation != generation {
                 continue;
             }
-            let queued = match &mut slot.holder {
+            let offer = match &mut slot.holder {
                 Holder::Home(session) => {
                     let conn = &mut session.conn;
                     let pending = conn.link.pending(&conn.output);
                     // As for a send: a message larger than the mark still goes to a
                     // member with nothing queued.
-                    if pending > 0 && pending + data.len() > high {
-                        false
+                    if conn.shared.is_sealed() {
+                        Offer::Gone
+                    } else if pending > 0 && pending + data.len() > limit.min(high) {
+                        Offer::Full
                     } else {
                         conn.output.write_bytes(data.clone());
-                        true
+                        Offer::Queued
                     }
                 }
-                Holder::Away(_) => slot.shared.offer(&data),
+                Holder::Away(_) => slot.shared.offer(&data, limit),
             };
-            if queued {
-                if slot.is_home() {
-                    self.advance(index);
-                } else {
-                    self.want_back(index);
+            match offer {
+                Offer::Queued => {
+                    delivered += 1;
+                    if slot.is_home() {
+                        self.advance(index);
+                    } else {
+                        self.want_back(index);
+                    }
+                    continue;
                 }
-                continue;
+                Offer::Gone => continue,
+                Offer::Full => {}
             }
             match shard.overflow {
                 Overflow::Drop => {
+                    dropped += 1;
                     slot.shared.count_dropped();
                     bump(&self.remote.counters.dropped, 1);
                 }
                 Overflow::Close => {
+                    closed += 1;
                     slot.phase = slot.phase.abort(CloseReason::Backpressure);
                     self.want_back(index);
                     self.advance(index);
@@ -63,5 +73,15 @@ impl Poller {
             }
         }
         self.fanout_targets = targets;
+        let counts = &shard.counts;
+        for (counter, n) in [
+            (&counts.delivered, delivered),
+            (&counts.dropped, dropped),
+            (&counts.closed, closed),
+        ] {
+            if n > 0 {
+                counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
     }
 }

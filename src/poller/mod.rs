@@ -245,7 +245,7 @@ pub(crate) struct Poller {
     /// Scratch space for due timer entries (kept to reuse its capacity).
     due: Vec<Entry>,
     /// Scratch space for a fan-out's members.
-    fanout_targets: Vec<Token>,
+    fanout_targets: Vec<(Token, usize)>,
 }
 
 impl Poller {

@@ -122,6 +122,7 @@ pub struct ShutdownReport {
 
 impl Stats {
     /// Adds another server's counters to these (its pollers are listed after these).
+    #[cfg(feature = "http")]
     pub(crate) fn absorb(&mut self, other: &Stats) {
         self.active += other.active;
         self.accepted += other.accepted;

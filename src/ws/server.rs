@@ -208,6 +208,8 @@ impl Protocol {
         } else {
             close::NORMAL
         };
+        // Nothing may follow the Close: other threads' sends and hub messages stop here.
+        conn.seal_output();
         self.encoder
             .control(conn.output(), OpCode::Close, &close::payload(code, reason));
         self.sent_code = code;
@@ -225,6 +227,7 @@ impl Protocol {
             "failing the WebSocket connection"
         );
         if self.phase == Phase::Open {
+            conn.seal_output();
             self.encoder.control(
                 conn.output(),
                 OpCode::Close,
@@ -482,6 +485,7 @@ impl<H: WsHandler> Handler for Socket<H> {
                             } else {
                                 close::payload(code, "")
                             };
+                            conn.seal_output();
                             st.proto
                                 .encoder
                                 .control(conn.output(), OpCode::Close, &echo);
