@@ -18,7 +18,9 @@ use bytes::Bytes;
 
 use super::codec::frame_header;
 use super::config::Backpressure;
+use super::deflate::DeflateParams;
 use super::frame::OpCode;
+use super::hub::Topic;
 use super::message::Message;
 use crate::{ConnHandle, Error};
 
@@ -67,33 +69,94 @@ pub(crate) struct WsShared {
     dropped: AtomicU64,
     /// The closing handshake began (or is over): sends are refused.
     closing: AtomicBool,
+    /// The connection's permessage-deflate parameters, if it negotiated it (which
+    /// shared frame a hub sends it).
+    pub(crate) deflate: Option<DeflateParams>,
+    /// The hub topics it is subscribed to; closed (`None`) once the connection closes,
+    /// after leaving them all.
+    subscriptions: Mutex<Option<Vec<Arc<Topic>>>>,
 }
 
 impl WsShared {
     pub(crate) fn new(
         conn: ConnHandle,
-        compressed: bool,
+        deflate: Option<DeflateParams>,
         max_backpressure: usize,
         policy: Backpressure,
     ) -> WsShared {
         WsShared {
             conn,
-            compressed,
+            compressed: deflate.is_some(),
             max_backpressure,
             policy,
             queue: Mutex::new(VecDeque::new()),
             queued_bytes: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
             closing: AtomicBool::new(false),
+            deflate,
+            subscriptions: Mutex::new(Some(Vec::new())),
         }
     }
 
+    /// The closing handshake began or the connection ended: sends are refused and the
+    /// connection leaves every hub topic.
     pub(crate) fn mark_closing(&self) {
         self.closing.store(true, Ordering::Release);
+        let topics = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        for topic in topics.into_iter().flatten() {
+            topic.remove(self);
+        }
     }
 
+    /// Records a subscription; `false` if the connection is closing (it takes no more)
+    /// or was subscribed already. `add` joins the topic under the same lock, so a close
+    /// cannot slip between the two and leave a member behind.
+    pub(crate) fn subscribe(&self, topic: &Arc<Topic>, add: impl FnOnce() -> bool) -> bool {
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = subs.as_mut() else {
+            return false;
+        };
+        if self.closing.load(Ordering::Acquire) || list.iter().any(|t| Arc::ptr_eq(t, topic)) {
+            return false;
+        }
+        if !add() {
+            return false;
+        }
+        list.push(topic.clone());
+        true
+    }
+
+    /// Forgets a subscription; whether there was one.
+    pub(crate) fn unsubscribe(&self, topic: &Arc<Topic>) -> bool {
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(list) = subs.as_mut() else {
+            return false;
+        };
+        match list.iter().position(|t| Arc::ptr_eq(t, topic)) {
+            Some(i) => {
+                list.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Messages dropped for this connection: by its own sends' policy, and by hub
+    /// publishes while it was over its limit.
     pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.dropped.load(Ordering::Relaxed) + self.conn.dropped()
+    }
+
+    pub(crate) fn conn(&self) -> &ConnHandle {
+        &self.conn
+    }
+
+    pub(crate) fn max_backpressure(&self) -> usize {
+        self.max_backpressure
     }
 
     /// What other threads queued for the connection's turn.
@@ -149,6 +212,10 @@ impl fmt::Debug for WsHandle {
 impl WsHandle {
     pub(crate) fn new(shared: Arc<WsShared>) -> WsHandle {
         WsHandle { shared }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<WsShared> {
+        &self.shared
     }
 
     /// Sends a message: queued behind whatever the connection has queued, never

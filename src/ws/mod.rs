@@ -57,6 +57,7 @@ pub mod deflate;
 pub mod frame;
 mod handle;
 pub mod handshake;
+pub mod hub;
 pub mod mask;
 mod message;
 mod server;

@@ -261,7 +261,7 @@ impl Protocol {
     }
 
     fn shared(&mut self, conn: &Conn) -> &Arc<WsShared> {
-        let compressed = self.deflate.is_some();
+        let compressed = self.deflate.as_ref().map(|d| *d.params());
         let config = &self.config;
         self.shared.get_or_insert_with(|| {
             Arc::new(WsShared::new(
