@@ -97,23 +97,6 @@ fn one_send_is_one_command_per_poller_and_reaches_every_member() {
     }
 }
 
-/// How many messages of `size` bytes are sure to overflow what the kernel buffers for a
-/// connection whose peer never reads: twice the largest send buffer the kernel may grow
-/// to plus the receiver's initial window. (Send-buffer autotuning grows with the
-/// connection's congestion window, which starts from the metrics the kernel cached for
-/// the address: after a benchmark on loopback, 4 MiB could all be absorbed.)
-fn more_than_the_kernel_buffers(size: usize) -> usize {
-    let field = |path: &str, i: usize| {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|s| s.split_whitespace().nth(i)?.parse::<usize>().ok())
-            .unwrap_or(4 << 20)
-    };
-    let wmem_max = field("/proc/sys/net/ipv4/tcp_wmem", 2);
-    let rmem_default = field("/proc/sys/net/ipv4/tcp_rmem", 1);
-    ((2 * wmem_max + rmem_default) / size + 64).min(16 * 1024)
-}
-
 #[test]
 fn a_member_that_does_not_read_is_dropped_or_closed_and_the_others_get_everything() {
     for mode in modes() {

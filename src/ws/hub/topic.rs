@@ -76,16 +76,22 @@ impl Topic {
     }
 
     /// Removes a subscriber that is leaving (unsubscribing or closing); the topic leaves
-    /// its hub when its last subscriber has.
+    /// its hub when its last subscriber has. The caller's record of the subscription
+    /// says it was one (each subscription is removed exactly once): the group may have
+    /// pruned a sealed or closed member already at a publish, so the group's answer
+    /// cannot tell.
     pub(crate) fn remove(self: &Arc<Self>, shared: &WsShared) {
-        let removed = match Encoding::of(shared.deflate.as_ref()) {
-            Some(encoding) => lock(&self.groups)
-                .iter()
-                .find(|(e, _)| *e == encoding)
-                .is_some_and(|(_, g)| g.remove(shared.conn())),
-            None => lock(&self.takeover).remove(&shared.conn().id()).is_some(),
-        };
-        if removed && self.len.fetch_sub(1, Ordering::AcqRel) == 1 {
+        match Encoding::of(shared.deflate.as_ref()) {
+            Some(encoding) => {
+                if let Some((_, g)) = lock(&self.groups).iter().find(|(e, _)| *e == encoding) {
+                    g.remove(shared.conn());
+                }
+            }
+            None => {
+                lock(&self.takeover).remove(&shared.conn().id());
+            }
+        }
+        if self.len.fetch_sub(1, Ordering::AcqRel) == 1 {
             if let Some(hub) = self.hub.upgrade() {
                 hub.retire(self);
             }
