@@ -56,6 +56,8 @@
 //! ```
 
 mod encode;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod topic;
 
 use std::collections::HashMap;
