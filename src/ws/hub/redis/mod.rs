@@ -165,6 +165,10 @@ impl RedisBridge {
     /// the connections are made by the bridge's threads, and made again whenever lost
     /// (a Redis that is down at start is no error; see [`wait_connected`]).
     ///
+    /// One bridge per hub: the hub has one relay, so a second bridge (or any
+    /// [`Hub::set_relay`]) takes the outgoing side from the first, whose publisher
+    /// thread then ends.
+    ///
     /// [`wait_connected`]: RedisBridge::wait_connected
     pub fn start(hub: &Hub, url: &str, config: BridgeConfig) -> Result<RedisBridge, BridgeError> {
         let client = ::redis::Client::open(url).map_err(|e| BridgeError::Url(e.to_string()))?;
