@@ -130,6 +130,8 @@
 //!   the core is built.
 //! * `ws` (default, turns on `http`): `netloop::ws`, the WebSocket server
 //!   with permessage-deflate.
+//! * `redis` (turns on `ws`): `netloop::ws::hub::redis`, a bridge carrying a
+//!   broadcast hub's publishes between servers through Redis pub/sub.
 //!
 //! [`netloop::testing`](crate::testing) is always there: it drives a handler with no
 //! socket or poller, for unit tests of a protocol layer and for fuzzing one.

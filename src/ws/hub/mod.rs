@@ -17,7 +17,7 @@
 //!   [`max_backpressure`](super::Config::max_backpressure): a publish finding one over it
 //!   drops the message for it (counted, reported to
 //!   [`WsHandler::on_dropped`](super::WsHandler::on_dropped)) or closes it, as the hub's
-//!   [`Overflow`](crate::Overflow) says. Neither waits: a stalled subscriber never delays
+//!   [`Overflow`] says. Neither waits: a stalled subscriber never delays
 //!   the others, and never holds more than its bound.
 //! * **Dead subscribers leave at once.** A connection leaves every topic when its closing
 //!   handshake starts or the connection ends for any reason (peer close, reset, timeout,
@@ -56,6 +56,8 @@
 //! ```
 
 mod encode;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod topic;
 
 use std::collections::HashMap;
