@@ -1,6 +1,12 @@
 //! Delivering a [`ConnGroup`](crate::ConnGroup) message to this poller's members: one
-//! command carried the shared `Bytes`; each member queues a reference to it and sends it
-//! with its other output.
+//! command carried the shared `Bytes`; each member queues a reference to it (or, for a
+//! small message, a copy: see [`COPY_LIMIT`]) and sends it with its other output.
+//!
+//! **One send per member per batch.** A member is not sent to as each message is
+//! queued: the poller notes it ([`Pending`]) and, once the batch of commands it is
+//! taking is done, advances each noted member once. A broadcast of M messages that
+//! arrive together to N members so costs N sends (each gathering the M messages), not
+//! M × N.
 
 use bytes::Bytes;
 
@@ -12,7 +18,64 @@ use crate::driver::TokenKind;
 use crate::stats::bump;
 use crate::CloseReason;
 
+/// Messages up to this size are copied into a member's output rather than queued by
+/// reference: a small copy is cheaper than one more shared reference count and one
+/// more segment (iovec) in the gathered write, and many small broadcasts then go out
+/// as one contiguous buffer.
+const COPY_LIMIT: usize = 512;
+
+/// The members fan-outs queued output on and that have not been advanced yet, each
+/// once: a list, and a bit per slab index saying who is on it.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    list: Vec<(usize, u32)>,
+    marked: Vec<u64>,
+}
+
+impl Pending {
+    /// Notes slot `index` (of `generation`); `false` if it was noted already.
+    fn note(&mut self, index: usize, generation: u32) -> bool {
+        let (word, bit) = (index / 64, 1u64 << (index % 64));
+        if word >= self.marked.len() {
+            self.marked.resize(word + 1, 0);
+        }
+        if self.marked[word] & bit != 0 {
+            return false;
+        }
+        self.marked[word] |= bit;
+        self.list.push((index, generation));
+        true
+    }
+
+    /// Takes the noted members, clearing the marks.
+    fn take(&mut self, out: &mut Vec<(usize, u32)>) {
+        for &(index, _) in &self.list {
+            self.marked[index / 64] &= !(1u64 << (index % 64));
+        }
+        out.clear();
+        out.append(&mut self.list);
+    }
+}
+
 impl Poller {
+    /// Advances, once each, the members that this batch's fan-outs queued output on
+    /// (still the same connection: a slot freed and reused meanwhile is skipped).
+    pub(super) fn send_fanned_out(&mut self) {
+        if self.fanout_pending.list.is_empty() {
+            return;
+        }
+        let mut noted = Vec::new();
+        self.fanout_pending.take(&mut noted);
+        for &(index, generation) in &noted {
+            if self.slab.get(index).is_some_and(|s| s.generation == generation) {
+                self.advance(index);
+            }
+        }
+        // Keep the capacity for the next batch.
+        noted.clear();
+        self.fanout_pending.list = noted;
+    }
+
     pub(super) fn fan_out(&mut self, shard: &Shard, data: Bytes) {
         let mut targets = std::mem::take(&mut self.fanout_targets);
         shard.open_members(&mut targets);
@@ -38,6 +101,9 @@ impl Poller {
                         Offer::Gone
                     } else if pending > 0 && pending + data.len() > limit.min(high) {
                         Offer::Full
+                    } else if data.len() <= COPY_LIMIT {
+                        conn.output.write(&data);
+                        Offer::Queued
                     } else {
                         conn.output.write_bytes(data.clone());
                         Offer::Queued
@@ -49,7 +115,7 @@ impl Poller {
                 Offer::Queued => {
                     delivered += 1;
                     if slot.is_home() {
-                        self.advance(index);
+                        self.fanout_pending.note(index, generation);
                     } else {
                         self.want_back(index);
                     }
