@@ -128,9 +128,9 @@ impl Config {
                     self.conns
                 ))
             }
-            Load::Broadcast { rounds: Some(0), .. } => {
-                return bad("--rounds must be at least 1".into())
-            }
+            Load::Broadcast {
+                rounds: Some(0), ..
+            } => return bad("--rounds must be at least 1".into()),
             Load::Broadcast { .. } if self.request.protocol != Protocol::Ws => {
                 return bad("broadcast mode needs --proto ws".into())
             }
@@ -344,7 +344,9 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
             }
             let stalled = {
                 let rounds = b.lock();
-                rounds.stalled(now, stall).map(|missing| (rounds.completed() + 1, missing))
+                rounds
+                    .stalled(now, stall)
+                    .map(|missing| (rounds.completed() + 1, missing))
             };
             if let Some((round, missing)) = stalled {
                 shared.recorder().error(

@@ -222,7 +222,10 @@ fn print_text(r: &Report) {
     );
     match m.rounds {
         Some(rounds) => {
-            println!("  deliveries     {}  ({:.1} deliveries/s)", m.requests, m.rps);
+            println!(
+                "  deliveries     {}  ({:.1} deliveries/s)",
+                m.requests, m.rps
+            );
             println!(
                 "  rounds         {rounds}  ({:.1} rounds/s)",
                 rounds as f64 / m.seconds.max(f64::MIN_POSITIVE)

@@ -67,7 +67,11 @@ impl Poller {
         let mut noted = Vec::new();
         self.fanout_pending.take(&mut noted);
         for &(index, generation) in &noted {
-            if self.slab.get(index).is_some_and(|s| s.generation == generation) {
+            if self
+                .slab
+                .get(index)
+                .is_some_and(|s| s.generation == generation)
+            {
                 self.advance(index);
             }
         }
