@@ -2,7 +2,10 @@
 # Side-by-side benchmarks: netloop's example servers against the peers in bench/peers
 # (tokio current-thread and multi-thread, may_minihttp, monoio; fastwebsockets and
 # tokio-tungstenite for WebSocket, and uWebSockets' EchoServer if UWS_ECHO names one
-# built elsewhere), every scenario, every server, alternated over several rounds.
+# built elsewhere; for the broadcast scenarios the tokio-tungstenite broadcast peer, and
+# a uWebSockets pub/sub server if UWS_BROADCAST names one), every scenario, every server,
+# alternated over several rounds. In the broadcast scenarios a "request" is a delivery
+# (one message arriving at one subscriber).
 #
 #   scripts/bench.sh                    # all scenarios, 3 rounds (about 40 minutes)
 #   scripts/bench.sh --quick            # 1 short round of the main scenarios (< 2 minutes once built)
@@ -33,7 +36,8 @@ usage() {
 # As in scenarios.sh (sourced later, after the checks).
 ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k
     ws-20-100 ws-1k-100 ws-16k-100 ws-20-500 ws-1k-500 ws-16k-500
-    idle-10k-ws idle-ws-deflate idle-ws-deflate-takeover)
+    idle-10k-ws idle-ws-deflate idle-ws-deflate-takeover
+    bcast-20-100 bcast-20-1000 bcast-20-10000)
 QUICK_SCENARIOS=(http http-pipelined echo-100 framed idle-10k ws-1k-100 idle-10k-ws)
 ROUNDS=3
 DUR=8

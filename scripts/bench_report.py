@@ -38,6 +38,9 @@ SCENARIOS = {
     "idle-10k-ws": "10,000 idle WebSocket conns",
     "idle-ws-deflate": "10,000 idle WebSocket conns, permessage-deflate without context takeover",
     "idle-ws-deflate-takeover": "1,000 idle WebSocket conns, permessage-deflate with context takeover",
+    "bcast-20-100": "WebSocket broadcast 20 B, 100 subscribers, 100 senders a round (req = delivery)",
+    "bcast-20-1000": "WebSocket broadcast 20 B, 1,000 subscribers, 1,000 senders a round (req = delivery)",
+    "bcast-20-10000": "WebSocket broadcast 20 B, 10,000 subscribers, 100 senders a round (req = delivery)",
 }
 WS_LOAD = [s for s in SCENARIOS if s.startswith("ws-")]
 
@@ -122,6 +125,19 @@ def targets(summary):
           get("ws-1k-100", "netloop-uring", "syscalls_per_req"), 0.3, False)
     check("10k idle WebSocket conns RSS KiB per conn (netloop) <= 2.0",
           get("idle-10k-ws", "netloop", "rss_per_conn_kib"), 2.0, False)
+    # WebSocket broadcast (the hub issue): per delivery.
+    check("bcast-20-100 CPU us/delivery netloop <= 0.6",
+          get("bcast-20-100", "netloop", "cpu_us_per_req"), 0.6, False)
+    check("bcast-20-100 CPU us/delivery netloop / tokio-tungstenite <= 0.8",
+          ratio(get("bcast-20-100", "netloop", "cpu_us_per_req"),
+                get("bcast-20-100", "tokio-tungstenite", "cpu_us_per_req")), 0.8, False)
+    check("bcast-20-100 syscalls/delivery netloop-uring <= 0.1",
+          get("bcast-20-100", "netloop-uring", "syscalls_per_req"), 0.1, False)
+    for scenario in ["bcast-20-1000", "bcast-20-10000"]:
+        for server in ["netloop", "netloop-uring"]:
+            check(f"{scenario} CPU us/delivery {server} / bcast-20-100 <= 1.2",
+                  ratio(get(scenario, server, "cpu_us_per_req"), get("bcast-20-100", server, "cpu_us_per_req")),
+                  1.2, False)
     return found
 
 

@@ -7,13 +7,18 @@
 LOAD=target/release/netloop-load
 PEERS=bench/peers/target/release
 WS_SCENARIOS=(ws-20-100 ws-1k-100 ws-16k-100 ws-20-500 ws-1k-500 ws-16k-500)
+# WebSocket broadcast (bcast-SIZE-CONNS): uWebSockets' broadcast_test shape against a
+# server publishing every message to every connection.
+BCAST_SCENARIOS=(bcast-20-100 bcast-20-1000 bcast-20-10000)
 ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k
-    "${WS_SCENARIOS[@]}" idle-10k-ws idle-ws-deflate idle-ws-deflate-takeover)
+    "${WS_SCENARIOS[@]}" idle-10k-ws idle-ws-deflate idle-ws-deflate-takeover "${BCAST_SCENARIOS[@]}")
 ALL_SERVERS=(netloop netloop-uring netloop-uring-zc netloop-pool tokio-ct tokio-mt may-minihttp monoio
     fastwebsockets tokio-tungstenite uws)
 # uWebSockets is not built here (its code stays out of this repository): point UWS_ECHO at
-# an EchoServer built from its examples/ and the WebSocket scenarios include it. That
-# server always listens on port 9001.
+# an EchoServer built from its examples/ and the WebSocket echo scenarios include it;
+# point UWS_BROADCAST at a pub/sub server built against it (every connection subscribed
+# to one topic, every message received published to it with `app->publish`) and the
+# broadcast scenarios include it. Both always listen on port 9001.
 UWS_PORT=9001
 
 # build_all: the load generator and the peers (lib.sh has built the examples).
@@ -31,13 +36,24 @@ server_cmd() {
     case $proto in
         ws) example=$BIN/ws_echo ;;
         ws-deflate) example="$BIN/ws_echo --deflate" ;;
+        ws-bcast) example=$BIN/ws_broadcast ;;
     esac
     case $name in
         netloop) echo "$example --addr $addr --pollers 1" ;;
         netloop-uring) echo "env NETLOOP_BACKEND=io_uring $example --addr $addr --pollers 1" ;;
         fastwebsockets) [[ $proto == ws ]] && echo "$PEERS/fastwebsockets-peer --proto ws --addr $addr --threads 1" ;;
-        tokio-tungstenite) [[ $proto == ws ]] && echo "$PEERS/tokio-tungstenite-peer --proto ws --addr $addr --threads 1" ;;
-        uws) [[ $proto == ws && -n ${UWS_ECHO:-} ]] && echo "$UWS_ECHO" ;;
+        tokio-tungstenite)
+            case $proto in
+                ws) echo "$PEERS/tokio-tungstenite-peer --proto ws --addr $addr --threads 1" ;;
+                ws-bcast) echo "$PEERS/tokio-tungstenite-broadcast-peer --proto ws --addr $addr --threads 1" ;;
+            esac
+            ;;
+        uws)
+            case $proto in
+                ws) [[ -n ${UWS_ECHO:-} ]] && echo "$UWS_ECHO" ;;
+                ws-bcast) [[ -n ${UWS_BROADCAST:-} ]] && echo "$UWS_BROADCAST" ;;
+            esac
+            ;;
         netloop-uring-zc) echo "env NETLOOP_BACKEND=io_uring $BIN/$proto --addr $addr --pollers 1 --zero-copy-send 65536" ;;
         netloop-pool) echo "$BIN/$proto --addr $addr --pollers 1 --pool 1" ;;
         tokio-ct) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor current --threads 1" ;;
@@ -59,9 +75,10 @@ scenario_spec() {
         idle-10k) proto=http servers=(netloop netloop-uring tokio-ct may-minihttp monoio) ;;
         ws-* | idle-10k-ws) proto=ws servers=(netloop netloop-uring fastwebsockets tokio-tungstenite) ;;
         idle-ws-deflate | idle-ws-deflate-takeover) proto=ws-deflate servers=(netloop) ;;
+        bcast-*) proto=ws-bcast servers=(netloop netloop-uring tokio-tungstenite) ;;
         *) return 1 ;;
     esac
-    if [[ $proto == ws && -n ${UWS_ECHO:-} ]]; then
+    if [[ $proto == ws && -n ${UWS_ECHO:-} ]] || [[ $proto == ws-bcast && -n ${UWS_BROADCAST:-} ]]; then
         servers+=(uws)
     fi
 }
@@ -107,6 +124,18 @@ load_cmd() {
             conns=${size#*-} size=${size%-*}
             size=${size/1k/1024} size=${size/16k/16384}
             load=("$LOAD" --addr "$addr" --proto ws --size "$size" --conns "$conns" --connect-timeout 20)
+            ;;
+        # Broadcast rounds (bcast-SIZE-CONNS): every connection sends one message a
+        # round and receives all of them, conns² deliveries. At 10,000 connections that
+        # is 10^8 deliveries, over a minute a round: there the first 100 connections
+        # send (10^6 deliveries a round, still to all 10,000 subscribers).
+        bcast-*)
+            local size=${1#bcast-} conns senders
+            conns=${size#*-} size=${size%-*}
+            senders=$conns
+            ((conns > 1000)) && senders=100
+            load=("$LOAD" --addr "$addr" --proto ws --mode broadcast --size "$size" --conns "$conns"
+                --senders "$senders" --connect-timeout 30)
             ;;
         *) return 1 ;;
     esac

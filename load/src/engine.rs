@@ -3,6 +3,12 @@
 //! Connections are dialed without blocking (netloop's `Dialer`); one that is lost is
 //! dialed again from its own `on_close`, one that cannot connect again after
 //! [`RETRY_CONNECT`] from its `on_connect_failed`, both on the poller.
+//!
+//! In broadcast mode ([`Load::Broadcast`]) the connections do not pace themselves: the
+//! run goes in rounds ([`crate::broadcast`]). The connections that send are members of
+//! one [`ConnGroup`]; a round is one group send of the (identical) request frame, one
+//! command to the generator's poller whatever the number of senders, issued by the
+//! connection that received the previous round's last delivery.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -11,12 +17,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use netloop::{CloseReason, Conn, ConnHandle, Dialer, Handler, Server, TimerKey};
+use netloop::{
+    CloseReason, Conn, ConnGroup, ConnHandle, Dialer, Handler, Overflow, Server, TimerKey,
+};
 
 /// The open-loop send timer.
 const SEND_TIMER: TimerKey = TimerKey(0);
 
-use crate::proto::{Decoded, Decoder, RequestSpec};
+use crate::broadcast::{Delivered, Rounds, Tally};
+use crate::proto::{Decoded, Decoder, Protocol, RequestSpec};
 use crate::schedule::Schedule;
 use crate::stats::{ErrorKind, Recorder, Report};
 
@@ -35,6 +44,18 @@ pub enum Load {
     Open {
         /// Requests per second over all connections.
         rate: f64,
+    },
+    /// WebSocket broadcast rounds (uWebSockets' `broadcast_test` shape, see
+    /// [`crate::broadcast`]): once every connection has upgraded, each round the first
+    /// `senders` connections send one message and the round ends when every connection
+    /// has received `senders` messages, which the server is expected to publish to all.
+    /// Throughput counts deliveries; the latency is that of whole rounds.
+    Broadcast {
+        /// Connections that send each round (1 to `conns`; `conns` is N² deliveries a
+        /// round).
+        senders: usize,
+        /// Stop after this many rounds (the duration bounds the run either way).
+        rounds: Option<u64>,
     },
 }
 
@@ -101,6 +122,18 @@ impl Config {
             Load::Open { .. } if self.max_outstanding == 0 => {
                 return bad("max_outstanding must be at least 1".into())
             }
+            Load::Broadcast { senders, .. } if senders == 0 || senders > self.conns => {
+                return bad(format!(
+                    "--senders {senders} must be between 1 and --conns ({})",
+                    self.conns
+                ))
+            }
+            Load::Broadcast {
+                rounds: Some(0), ..
+            } => return bad("--rounds must be at least 1".into()),
+            Load::Broadcast { .. } if self.request.protocol != Protocol::Ws => {
+                return bad("broadcast mode needs --proto ws".into())
+            }
             _ => {}
         }
         self.request.validate().map_err(Error::Config)
@@ -108,6 +141,10 @@ impl Config {
 
     fn open_loop(&self) -> bool {
         matches!(self.load, Load::Open { .. })
+    }
+
+    fn broadcast(&self) -> bool {
+        matches!(self.load, Load::Broadcast { .. })
     }
 }
 
@@ -196,6 +233,11 @@ const OUTPUT_CAP: usize = 1 << 20;
 /// Open loop: how soon to look again when sending had to wait.
 const RETRY: Duration = Duration::from_millis(10);
 
+/// Broadcast: a round (or, before the first, the upgrades) taking longer than this, or
+/// than the connect timeout if that is longer, is abandoned with an error and a new
+/// round starts.
+const ROUND_STALL: Duration = Duration::from_secs(5);
+
 /// Requests up to this size are copied into the output, larger ones queued by
 /// reference: a small copy is cheaper than one more segment in the gathered write.
 const COPY_LIMIT: usize = 1024;
@@ -225,7 +267,20 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
         conns: config.conns,
         epoch: Instant::now(),
         max_outstanding: config.max_outstanding,
-        recorder: Mutex::new(Recorder::new()),
+        recorder: Mutex::new(if config.broadcast() {
+            Recorder::new().broadcast()
+        } else {
+            Recorder::new()
+        }),
+        broadcast: match config.load {
+            Load::Broadcast { senders, rounds } => Some(Broadcast {
+                group: ConnGroup::new(Overflow::Drop),
+                rounds: Mutex::new(Rounds::new(config.conns, senders, Instant::now())),
+                senders,
+                max_rounds: rounds,
+            }),
+            _ => None,
+        },
         stopping: AtomicBool::new(false),
         dialer: client.dialer().connect_timeout(config.connect_timeout),
         handshake: config.request.handshake(),
@@ -275,10 +330,31 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
     let start = Instant::now();
     let (window_start, end) = (start + config.warmup, start + total);
     shared.recorder().set_window(window_start, end);
+    let stall = ROUND_STALL.max(config.connect_timeout);
     loop {
         let now = Instant::now();
         if now >= end {
             break;
+        }
+        if let Some(b) = &shared.broadcast {
+            if b.finished(&shared.stopping) {
+                // The round count is reached: the window ends here.
+                shared.recorder().set_window(window_start.min(now), now);
+                break;
+            }
+            let stalled = {
+                let rounds = b.lock();
+                rounds
+                    .stalled(now, stall)
+                    .map(|missing| (rounds.completed() + 1, missing))
+            };
+            if let Some((round, missing)) = stalled {
+                shared.recorder().error(
+                    ErrorKind::Other,
+                    format!("round {round} stalled: {missing} deliveries missing after {stall:?}"),
+                );
+                shared.start_round(now);
+            }
         }
         std::thread::sleep(CONTROL_TICK.min(end - now));
         let now = Instant::now();
@@ -302,24 +378,37 @@ pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Repor
     // recorded: the window is over), so the connections close idle and cleanly.
     shared.stopping.store(true, Ordering::Relaxed);
     let drained_by = Instant::now() + DRAIN_TIMEOUT;
-    while shared.recorder().in_flight() > 0 && Instant::now() < drained_by {
+    while shared.outstanding() && Instant::now() < drained_by {
         std::thread::sleep(DRAIN_POLL);
     }
     // Idle connections close at once; the rest get a moment to flush. Their on_close
     // callbacks (which count what was left unanswered) have all run when this returns.
     client.shutdown(SHUTDOWN_GRACE);
+    if let Some(b) = &shared.broadcast {
+        let missing = b.lock().missing();
+        shared.recorder().unanswered(missing);
+    }
     let measurements = shared.recorder().measurements(config.open_loop());
     Ok(Report {
         protocol: config.request.protocol.to_string(),
         addr: config.addr.clone(),
         connections: config.conns,
+        mode: if config.broadcast() {
+            "broadcast"
+        } else {
+            "request"
+        },
         pipeline: match config.load {
             Load::Closed { pipeline } => pipeline,
-            Load::Open { .. } => 1,
+            Load::Open { .. } | Load::Broadcast { .. } => 1,
         },
         target_rate: match config.load {
-            Load::Closed { .. } => None,
+            Load::Closed { .. } | Load::Broadcast { .. } => None,
             Load::Open { rate } => Some(rate),
+        },
+        senders: match config.load {
+            Load::Broadcast { senders, .. } => Some(senders),
+            _ => None,
         },
         warmup_s: config.warmup.as_secs_f64(),
         measurements,
@@ -350,9 +439,60 @@ struct Shared {
     handshake: Option<Bytes>,
     /// The target.
     addr: String,
+    /// Broadcast mode's group of senders and rounds.
+    broadcast: Option<Broadcast>,
+}
+
+/// Broadcast mode: who sends, and where the rounds are.
+struct Broadcast {
+    /// The connections that send each round (the first `senders`).
+    group: ConnGroup,
+    /// Locked once per callback that received deliveries, never together with the
+    /// recorder.
+    rounds: Mutex<Rounds>,
+    senders: usize,
+    max_rounds: Option<u64>,
+}
+
+impl Broadcast {
+    fn lock(&self) -> MutexGuard<'_, Rounds> {
+        self.rounds.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether no more rounds are to start: the run is stopping or the round count is
+    /// reached.
+    fn finished(&self, stopping: &AtomicBool) -> bool {
+        stopping.load(Ordering::Relaxed)
+            || self
+                .max_rounds
+                .is_some_and(|max| self.lock().completed() >= max)
+    }
 }
 
 impl Shared {
+    /// Whether responses (or, in broadcast mode, a round's deliveries) are still
+    /// expected.
+    fn outstanding(&self) -> bool {
+        match &self.broadcast {
+            Some(b) => b.lock().in_progress(),
+            None => self.recorder().in_flight() > 0,
+        }
+    }
+
+    /// Broadcast: starts the next round, unless the run is over: one group send of the
+    /// request frame to the senders.
+    fn start_round(&self, now: Instant) {
+        let Some(b) = &self.broadcast else {
+            return;
+        };
+        if b.finished(&self.stopping) {
+            return;
+        }
+        let n = b.lock().start(now);
+        b.group.send(self.request.clone());
+        self.recorder().sent(n as u64);
+    }
+
     fn recorder(&self) -> MutexGuard<'_, Recorder> {
         // A panic while holding it leaves counters that are still meaningful.
         self.recorder.lock().unwrap_or_else(|p| p.into_inner())
@@ -418,6 +558,10 @@ struct ConnState {
     schedule: Option<Schedule>,
     next: u64,
     ending: Option<Ending>,
+    /// Broadcast: the connection has upgraded and counts in the rounds.
+    joined: bool,
+    /// Broadcast: its deliveries in the current round.
+    tally: Tally,
 }
 
 impl Client {
@@ -493,6 +637,9 @@ impl Client {
         // One clock read per callback: it stamps every response completed by this read
         // and, in closed loop, the send time of the requests that replace them.
         let now = Instant::now();
+        if self.shared.broadcast.is_some() && st.joined {
+            return self.deliveries(st, conn, now);
+        }
         let mut rec = None;
         while !conn.input().is_empty() {
             let decoded = st.decoder.decode(conn.input().as_slice());
@@ -540,6 +687,10 @@ impl Client {
                     if !self.stopping() {
                         self.start(conn, st, now);
                     }
+                    if st.joined {
+                        // Broadcast: what follows the 101 is deliveries.
+                        return self.deliveries(st, conn, now);
+                    }
                 }
                 Err(e) => {
                     r.error(ErrorKind::BadResponse, e);
@@ -552,9 +703,73 @@ impl Client {
         }
     }
 
+    /// Broadcast: takes the deliveries that arrived (each one whole message), counts
+    /// them in the round, and starts the next round if this was the last.
+    fn deliveries(&self, st: &mut ConnState, conn: &mut Conn, now: Instant) {
+        let mut n = 0;
+        let mut failed = None;
+        while !conn.input().is_empty() {
+            match st.decoder.decode(conn.input().as_slice()) {
+                Ok(Decoded::Complete { consumed, .. }) => {
+                    conn.input().skip(consumed);
+                    n += 1;
+                }
+                Ok(Decoded::Partial { consumed, need }) => {
+                    conn.input().skip(consumed);
+                    conn.input().want(need);
+                    break;
+                }
+                Ok(Decoded::Upgraded { .. }) => unreachable!("upgraded once"),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let b = self.shared.broadcast.as_ref().expect("broadcast mode");
+        let outcome = (n > 0).then(|| b.lock().delivered(&mut st.tally, n));
+        {
+            let mut rec = self.shared.recorder();
+            rec.delivered(n as u64, now);
+            if let Some(e) = failed {
+                rec.error(ErrorKind::BadResponse, e);
+                drop(rec);
+                return self.abandon(conn, st);
+            }
+            match outcome {
+                Some(Delivered::RoundDone { started }) => rec.round(started, now),
+                Some(Delivered::Unexpected) => {
+                    rec.error(
+                        ErrorKind::BadResponse,
+                        "more messages in a round than were sent in it",
+                    );
+                    drop(rec);
+                    return self.abandon(conn, st);
+                }
+                Some(Delivered::Counted) | None => return,
+            }
+        }
+        self.shared.start_round(now);
+    }
+
+    /// Broadcast: a connection that has upgraded joins the rounds (and the senders'
+    /// group if it is one of them); the last to join starts the first round.
+    fn join(&self, conn: &mut Conn, st: &mut ConnState, now: Instant) {
+        let b = self.shared.broadcast.as_ref().expect("broadcast mode");
+        if self.index < b.senders {
+            b.group.insert(&conn.handle());
+        }
+        st.joined = true;
+        let first = b.lock().joined();
+        if first {
+            self.shared.start_round(now);
+        }
+    }
+
     /// Starts the load on a connection that is ready for requests.
     fn start(&self, conn: &mut Conn, st: &mut ConnState, now: Instant) {
         match self.shared.load {
+            Load::Broadcast { .. } => self.join(conn, st, now),
             Load::Closed { pipeline } => {
                 let mut rec = self.shared.recorder();
                 for _ in 0..pipeline {
@@ -585,6 +800,8 @@ impl Handler for Client {
             schedule: None,
             next: 0,
             ending: None,
+            joined: false,
+            tally: Tally::default(),
         };
         match &self.shared.handshake {
             // Requests wait for the handshake's answer (see on_request).
@@ -605,6 +822,9 @@ impl Handler for Client {
     }
 
     fn on_close(&self, st: ConnState, reason: CloseReason) {
+        if let (Some(b), true) = (&self.shared.broadcast, st.joined) {
+            b.lock().left();
+        }
         let mut rec = self.shared.recorder();
         rec.unanswered(st.starts.len() as u64);
         let lost = match reason {

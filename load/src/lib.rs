@@ -9,6 +9,7 @@
 //!   and `http` protocols;
 //! * [`schedule`]: the open-loop intended send times;
 //! * [`stats`]: the recorder (window, histograms, errors by kind) and the [`Report`];
+//! * [`broadcast`]: the rounds of the WebSocket broadcast mode ([`Load::Broadcast`]);
 //! * [`engine`]: the connections' handler and [`run`], which drives a whole run.
 //!
 //! ```no_run
@@ -42,6 +43,7 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms, unreachable_pub)]
 
+pub mod broadcast;
 pub mod engine;
 pub mod proto;
 pub mod schedule;

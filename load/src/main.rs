@@ -4,7 +4,14 @@
 //! netloop-load --proto http --addr 127.0.0.1:8080 --conns 64 --duration 10
 //! netloop-load --proto echo --addr 127.0.0.1:7000 --size 1024 --rate 50000 --json
 //! netloop-load --proto http --pipeline 16 --conns 32
+//! netloop-load --proto ws --mode broadcast --conns 100 --size 20 --addr 127.0.0.1:9001
 //! ```
+//!
+//! `--mode broadcast` (WebSocket only) runs uWebSockets' broadcast shape against a
+//! server that publishes every message to every connection (`examples/ws_broadcast`):
+//! each round `--senders` connections (default: all) send one message and the round
+//! ends when every connection has received that many; it reports deliveries/s (as
+//! `rps`), rounds and the latency of rounds.
 //!
 //! Prints requests/s over the recorded window, latency percentiles and errors by kind
 //! (or one JSON object with `--json`). Exits with status 1 if any error was counted or
@@ -63,9 +70,30 @@ struct Args {
     /// wait counts in the latencies).
     #[arg(long, default_value_t = 1024)]
     max_outstanding: usize,
+    /// `request`: every connection sends requests and waits for their replies (closed or
+    /// open loop). `broadcast` (with `--proto ws`): rounds of one message from each of
+    /// `--senders` connections, each round ending when every connection has received
+    /// all of them from the server.
+    #[arg(long, value_enum, default_value_t = Mode::Request)]
+    mode: Mode,
+    /// Broadcast: connections that send each round (default: all of `--conns`, so a
+    /// round is conns² deliveries).
+    #[arg(long)]
+    senders: Option<usize>,
+    /// Broadcast: stop after this many rounds (`--duration` bounds the run either way).
+    #[arg(long)]
+    rounds: Option<u64>,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    /// Requests and their replies.
+    Request,
+    /// WebSocket broadcast rounds.
+    Broadcast,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,9 +137,22 @@ fn config(args: &Args) -> Result<Config, String> {
         host: args.host.clone().unwrap_or_else(|| args.addr.clone()),
     };
     let mut config = Config::new(args.addr.clone(), request, args.conns);
-    config.load = match args.rate {
-        Some(rate) => Load::Open { rate },
-        None => Load::Closed {
+    config.load = match (args.mode, args.rate) {
+        (Mode::Broadcast, Some(_)) => {
+            return Err("--rate applies to request mode only, not broadcast".into())
+        }
+        (Mode::Broadcast, None) if args.pipeline != 1 => {
+            return Err("--pipeline applies to request mode only, not broadcast".into())
+        }
+        (Mode::Broadcast, None) => Load::Broadcast {
+            senders: args.senders.unwrap_or(args.conns),
+            rounds: args.rounds,
+        },
+        (Mode::Request, _) if args.senders.is_some() || args.rounds.is_some() => {
+            return Err("--senders and --rounds apply to --mode broadcast only".into())
+        }
+        (Mode::Request, Some(rate)) => Load::Open { rate },
+        (Mode::Request, None) => Load::Closed {
             pipeline: args.pipeline,
         },
     };
@@ -170,16 +211,32 @@ fn print_latency(label: &str, l: &Latency) {
 
 fn print_text(r: &Report) {
     let m = &r.measurements;
-    let mode = match r.target_rate {
-        Some(rate) => format!("open loop at {rate} req/s"),
-        None => format!("closed loop, pipeline {}", r.pipeline),
+    let mode = match (r.senders, r.target_rate) {
+        (Some(senders), _) => format!("broadcast, {senders} senders a round"),
+        (None, Some(rate)) => format!("open loop at {rate} req/s"),
+        (None, None) => format!("closed loop, pipeline {}", r.pipeline),
     };
     println!(
         "{} {} - {} connections, {mode}, warm-up {:.1} s, recorded {:.1} s",
         r.protocol, r.addr, r.connections, r.warmup_s, m.seconds
     );
-    println!("  requests       {}  ({:.1} req/s)", m.requests, m.rps);
-    print_latency("latency (µs)", &m.latency_us);
+    match m.rounds {
+        Some(rounds) => {
+            println!(
+                "  deliveries     {}  ({:.1} deliveries/s)",
+                m.requests, m.rps
+            );
+            println!(
+                "  rounds         {rounds}  ({:.1} rounds/s)",
+                rounds as f64 / m.seconds.max(f64::MIN_POSITIVE)
+            );
+            print_latency("round (µs)", &m.latency_us);
+        }
+        None => {
+            println!("  requests       {}  ({:.1} req/s)", m.requests, m.rps);
+            print_latency("latency (µs)", &m.latency_us);
+        }
+    }
     if let Some(lag) = &m.send_lag_us {
         print_latency("send lag (µs)", lag);
     }

@@ -157,6 +157,12 @@ pub struct Recorder {
     unanswered: u64,
     /// Connections re-established after one was lost.
     reconnects: u64,
+    /// Broadcast mode: `latency` holds whole rounds, `completed` counts deliveries.
+    broadcast: bool,
+    /// Broadcast: rounds completed inside the window.
+    rounds: u64,
+    /// Broadcast: rounds completed over the whole run.
+    rounds_total: u64,
 }
 
 impl Default for Recorder {
@@ -179,6 +185,36 @@ impl Recorder {
             first_error: None,
             unanswered: 0,
             reconnects: 0,
+            broadcast: false,
+            rounds: 0,
+            rounds_total: 0,
+        }
+    }
+
+    /// The recorder of a broadcast run: [`delivered`](Recorder::delivered) counts
+    /// deliveries as completed requests, [`round`](Recorder::round) records the latency
+    /// of whole rounds, and the measurements say how many rounds there were.
+    pub fn broadcast(mut self) -> Recorder {
+        self.broadcast = true;
+        self
+    }
+
+    /// Broadcast: `n` deliveries arrived at `now`. Throughput counts them by the time
+    /// they arrive.
+    pub fn delivered(&mut self, n: u64, now: Instant) {
+        self.completed_total += n;
+        if self.in_window(now) {
+            self.completed += n;
+        }
+    }
+
+    /// Broadcast: a round sent at `start` received its last delivery at `now`.
+    pub fn round(&mut self, start: Instant, now: Instant) {
+        self.rounds_total += 1;
+        if self.in_window(now) {
+            self.rounds += 1;
+            self.latency
+                .saturating_record(micros(now.saturating_duration_since(start)));
         }
     }
 
@@ -272,6 +308,8 @@ impl Recorder {
             completed_total: self.completed_total,
             unanswered: self.unanswered,
             reconnects: self.reconnects,
+            rounds: self.broadcast.then_some(self.rounds),
+            rounds_total: self.broadcast.then_some(self.rounds_total),
         }
     }
 }
@@ -307,6 +345,11 @@ pub struct Measurements {
     pub unanswered: u64,
     /// Connections re-established after one was lost.
     pub reconnects: u64,
+    /// Broadcast mode only: rounds completed inside the window (`requests` then counts
+    /// deliveries, `latency_us` the rounds, from their sends to their last delivery).
+    pub rounds: Option<u64>,
+    /// Broadcast mode only: rounds completed over the whole run (warm-up included).
+    pub rounds_total: Option<u64>,
 }
 
 /// A run's settings and figures, as printed (and serialised with `--json`).
@@ -318,6 +361,10 @@ pub struct Report {
     pub addr: String,
     /// Connections the run was asked to keep open.
     pub connections: usize,
+    /// `request` (closed or open loop) or `broadcast` (rounds of deliveries).
+    pub mode: &'static str,
+    /// Broadcast: connections that send each round.
+    pub senders: Option<usize>,
     /// Requests kept outstanding per connection (closed loop).
     pub pipeline: usize,
     /// The open-loop target rate in requests/s; `None` for closed loop.
@@ -400,6 +447,8 @@ mod tests {
             protocol: "http".into(),
             addr: "127.0.0.1:8080".into(),
             connections: 2,
+            mode: "request",
+            senders: None,
             pipeline: 1,
             target_rate: None,
             warmup_s: 1.0,
@@ -411,5 +460,29 @@ mod tests {
         assert!(v["latency_us"]["p99.9"].is_u64());
         assert_eq!(v["errors"]["total"], 0);
         assert!(v["send_lag_us"].is_null());
+        assert!(v["rounds"].is_null());
+    }
+
+    #[test]
+    fn broadcast_counts_deliveries_and_times_rounds() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut r = Recorder::new().broadcast();
+        r.set_window(t0 + ms(10), t0 + ms(20));
+        r.delivered(9, t0 + ms(5)); // warm-up
+        r.round(t0, t0 + ms(5));
+        r.delivered(6, t0 + ms(12));
+        r.delivered(3, t0 + ms(13));
+        r.round(t0 + ms(10), t0 + ms(13));
+        let m = r.measurements(false);
+        assert_eq!((m.requests, m.completed_total), (9, 18));
+        assert_eq!((m.rounds, m.rounds_total), (Some(1), Some(2)));
+        assert_eq!(m.latency_us.samples, 1);
+        // HDR reports the top of the sample's bucket: 0.1 % precision.
+        assert!(
+            (3000..=3003).contains(&m.latency_us.p50),
+            "{}",
+            m.latency_us.p50
+        );
     }
 }

@@ -1,6 +1,12 @@
 //! Delivering a [`ConnGroup`](crate::ConnGroup) message to this poller's members: one
-//! command carried the shared `Bytes`; each member queues a reference to it and sends it
-//! with its other output.
+//! command carried the shared `Bytes`; each member queues a reference to it (or, for a
+//! small message, a copy: see [`COPY_LIMIT`]) and sends it with its other output.
+//!
+//! **One send per member per batch.** A member is not sent to as each message is
+//! queued: the poller notes it ([`Pending`]) and, once the batch of commands it is
+//! taking is done, advances each noted member once. A broadcast of M messages that
+//! arrive together to N members so costs N sends (each gathering the M messages), not
+//! M × N.
 
 use bytes::Bytes;
 
@@ -12,7 +18,89 @@ use crate::driver::TokenKind;
 use crate::stats::bump;
 use crate::CloseReason;
 
+/// Messages up to this size are copied into a member's output rather than queued by
+/// reference: a small copy is cheaper than one more shared reference count and one
+/// more segment (iovec) in the gathered write, and many small broadcasts then go out
+/// as one contiguous buffer.
+const COPY_LIMIT: usize = 512;
+
+/// The members fan-outs queued output on and that have not been advanced yet, each
+/// once: a list, and per slab index the generation noted plus one (0: none), so a slot
+/// freed and reused within one batch is noted again for its new connection.
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    list: Vec<(usize, u32)>,
+    noted: Vec<u64>,
+}
+
+impl Pending {
+    /// Notes slot `index` (of `generation`); `false` if it was noted already.
+    fn note(&mut self, index: usize, generation: u32) -> bool {
+        if index >= self.noted.len() {
+            self.noted.resize(index + 1, 0);
+        }
+        let mark = u64::from(generation) + 1;
+        if self.noted[index] == mark {
+            return false;
+        }
+        self.noted[index] = mark;
+        self.list.push((index, generation));
+        true
+    }
+
+    /// Takes the noted members, clearing the marks.
+    fn take(&mut self, out: &mut Vec<(usize, u32)>) {
+        for &(index, _) in &self.list {
+            self.noted[index] = 0;
+        }
+        out.clear();
+        out.append(&mut self.list);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pending;
+
+    #[test]
+    fn each_member_is_noted_once_and_a_reused_slot_again() {
+        let mut p = Pending::default();
+        assert!(p.note(3, 1));
+        assert!(!p.note(3, 1));
+        assert!(p.note(3, 2), "the slot's next connection");
+        assert!(p.note(130, 1));
+        let mut out = Vec::new();
+        p.take(&mut out);
+        assert_eq!(out, [(3, 1), (3, 2), (130, 1)]);
+        assert!(p.note(3, 1), "noted again after the batch");
+        assert!(p.note(7, 0), "generation 0 is a generation");
+        assert!(!p.note(7, 0));
+    }
+}
+
 impl Poller {
+    /// Advances, once each, the members that this batch's fan-outs queued output on
+    /// (still the same connection: a slot freed and reused meanwhile is skipped).
+    pub(super) fn send_fanned_out(&mut self) {
+        if self.fanout_pending.list.is_empty() {
+            return;
+        }
+        let mut noted = Vec::new();
+        self.fanout_pending.take(&mut noted);
+        for &(index, generation) in &noted {
+            if self
+                .slab
+                .get(index)
+                .is_some_and(|s| s.generation == generation)
+            {
+                self.advance(index);
+            }
+        }
+        // Keep the capacity for the next batch.
+        noted.clear();
+        self.fanout_pending.list = noted;
+    }
+
     pub(super) fn fan_out(&mut self, shard: &Shard, data: Bytes) {
         let mut targets = std::mem::take(&mut self.fanout_targets);
         shard.open_members(&mut targets);
@@ -38,6 +126,9 @@ impl Poller {
                         Offer::Gone
                     } else if pending > 0 && pending + data.len() > limit.min(high) {
                         Offer::Full
+                    } else if data.len() <= COPY_LIMIT {
+                        conn.output.write(&data);
+                        Offer::Queued
                     } else {
                         conn.output.write_bytes(data.clone());
                         Offer::Queued
@@ -49,7 +140,7 @@ impl Poller {
                 Offer::Queued => {
                     delivered += 1;
                     if slot.is_home() {
-                        self.advance(index);
+                        self.fanout_pending.note(index, generation);
                     } else {
                         self.want_back(index);
                     }

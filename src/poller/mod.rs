@@ -246,6 +246,9 @@ pub(crate) struct Poller {
     due: Vec<Entry>,
     /// Scratch space for a fan-out's members.
     fanout_targets: Vec<(Token, usize)>,
+    /// Members that fan-outs queued output on during this batch of commands, each once,
+    /// sent when the batch ends ([`Poller::send_fanned_out`]).
+    fanout_pending: fanout::Pending,
 }
 
 impl Poller {
@@ -288,6 +291,7 @@ impl Poller {
             now: Instant::now(),
             due: Vec::new(),
             fanout_targets: Vec::new(),
+            fanout_pending: fanout::Pending::default(),
             remote,
         })
     }
@@ -402,6 +406,7 @@ impl Poller {
                 } => self.begin_drain(deadline, keep_fresh, done),
             }
         }
+        self.send_fanned_out();
     }
 
     /// Hands queued jobs to the pool while this poller is under its share.
