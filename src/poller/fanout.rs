@@ -58,26 +58,6 @@ impl Pending {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::Pending;
-
-    #[test]
-    fn each_member_is_noted_once_and_a_reused_slot_again() {
-        let mut p = Pending::default();
-        assert!(p.note(3, 1));
-        assert!(!p.note(3, 1));
-        assert!(p.note(3, 2), "the slot's next connection");
-        assert!(p.note(130, 1));
-        let mut out = Vec::new();
-        p.take(&mut out);
-        assert_eq!(out, [(3, 1), (3, 2), (130, 1)]);
-        assert!(p.note(3, 1), "noted again after the batch");
-        assert!(p.note(7, 0), "generation 0 is a generation");
-        assert!(!p.note(7, 0));
-    }
-}
-
 impl Poller {
     /// Advances, once each, the members that this batch's fan-outs queued output on
     /// (still the same connection: a slot freed and reused meanwhile is skipped).
@@ -174,5 +154,25 @@ impl Poller {
                 counter.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pending;
+
+    #[test]
+    fn each_member_is_noted_once_and_a_reused_slot_again() {
+        let mut p = Pending::default();
+        assert!(p.note(3, 1));
+        assert!(!p.note(3, 1));
+        assert!(p.note(3, 2), "the slot's next connection");
+        assert!(p.note(130, 1));
+        let mut out = Vec::new();
+        p.take(&mut out);
+        assert_eq!(out, [(3, 1), (3, 2), (130, 1)]);
+        assert!(p.note(3, 1), "noted again after the batch");
+        assert!(p.note(7, 0), "generation 0 is a generation");
+        assert!(!p.note(7, 0));
     }
 }
