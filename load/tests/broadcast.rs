@@ -88,15 +88,20 @@ fn every_round_delivers_n_squared_messages() {
     assert_eq!(m.sent_total, 10 * rounds);
     assert_eq!(m.completed_total, 100 * rounds);
     assert_eq!(m.unanswered, 0);
-    // The window is the whole run but for the round in progress when it closed (it
-    // completes while the generator drains): one latency sample per recorded round.
+    // The window is the whole run but for the rounds that end after it closed (the one
+    // in progress, and any started before the controller's next tick stops the run; how
+    // many depends on the machine's load): one latency sample per recorded round.
     let recorded = m.rounds.expect("rounds in the window");
-    assert!(
-        recorded == rounds || recorded + 1 == rounds,
-        "{recorded} of {rounds}"
-    );
+    assert!(recorded > 0 && recorded <= rounds, "{recorded} of {rounds}");
     assert_eq!(m.latency_us.samples, recorded);
-    assert!(m.requests <= m.completed_total && m.requests + 100 >= m.completed_total);
+    // Deliveries in the window: every recorded round's, and part of a round that
+    // straddles its end.
+    assert!(
+        m.requests >= 100 * recorded && m.requests <= m.completed_total,
+        "{} in the window, {} in all, {recorded} rounds recorded",
+        m.requests,
+        m.completed_total
+    );
     // The server saw the same: one publish per message, ten deliveries each.
     let stats = hub.stats();
     assert_eq!(stats.published, m.sent_total);

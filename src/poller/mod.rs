@@ -249,6 +249,8 @@ pub(crate) struct Poller {
     /// Members that fan-outs queued output on during this batch of commands, each once,
     /// sent when the batch ends ([`Poller::send_fanned_out`]).
     fanout_pending: fanout::Pending,
+    /// Scratch space for a run of fan-out messages (keeps its capacity).
+    fanout_messages: Vec<Bytes>,
 }
 
 impl Poller {
@@ -292,6 +294,7 @@ impl Poller {
             due: Vec::new(),
             fanout_targets: Vec::new(),
             fanout_pending: fanout::Pending::default(),
+            fanout_messages: Vec::new(),
             remote,
         })
     }
@@ -388,13 +391,26 @@ impl Poller {
     }
 
     fn take_commands(&mut self) {
+        // Consecutive fan-outs of one group are delivered together (one walk of its
+        // members); any other command delivers them first, so the order holds.
+        let mut run: Option<Arc<Shard>> = None;
+        let mut messages = std::mem::take(&mut self.fanout_messages);
         while let Some(cmd) = self.remote.commands.pop() {
             bump(&self.remote.counters.commands, 1);
+            if let Command::FanOut { shard, data } = cmd {
+                if run.as_ref().is_some_and(|r| !Arc::ptr_eq(r, &shard)) {
+                    self.fan_out_run(&mut run, &mut messages);
+                }
+                run.get_or_insert(shard);
+                messages.push(data);
+                continue;
+            }
+            self.fan_out_run(&mut run, &mut messages);
             match cmd {
                 Command::Adopt(a) => self.adopt(a),
                 Command::Dial(d) => self.dial(d),
                 Command::Notify(shared) => self.notified(shared),
-                Command::FanOut { shard, data } => self.fan_out(&shard, data),
+                Command::FanOut { .. } => unreachable!("taken above"),
                 Command::StopAccepting(ack) => {
                     self.stop_accepting();
                     let _ = ack.send(());
@@ -406,7 +422,17 @@ impl Poller {
                 } => self.begin_drain(deadline, keep_fresh, done),
             }
         }
+        self.fan_out_run(&mut run, &mut messages);
+        self.fanout_messages = messages;
         self.send_fanned_out();
+    }
+
+    /// Delivers the run of fan-out messages gathered so far, if any.
+    fn fan_out_run(&mut self, run: &mut Option<Arc<Shard>>, messages: &mut Vec<Bytes>) {
+        if let Some(shard) = run.take() {
+            self.fan_out(&shard, messages);
+            messages.clear();
+        }
     }
 
     /// Hands queued jobs to the pool while this poller is under its share.
