@@ -90,6 +90,13 @@ impl Poller {
         shard.open_members(&mut targets);
         let high = self.config.output_high_water;
         let (mut delivered, mut dropped, mut closed) = (0u64, 0u64, 0u64);
+        // What the run's copied messages take in a member's output: reserved once, so
+        // a hundred small frames cost one allocation, not a doubling series of them.
+        let copied: usize = messages
+            .iter()
+            .map(Bytes::len)
+            .filter(|&n| n <= COPY_LIMIT)
+            .sum();
         for (token, limit) in targets.drain(..) {
             let TokenKind::Conn { index, generation } = token.kind() else {
                 continue;
@@ -101,6 +108,11 @@ impl Poller {
                 continue;
             }
             let (mut queued_any, mut close_it) = (false, false);
+            if let Holder::Home(session) = &mut slot.holder {
+                if copied > COPY_LIMIT && !session.conn.shared.is_sealed() {
+                    session.conn.output.reserve(copied);
+                }
+            }
             for data in messages {
                 let offer = match &mut slot.holder {
                     Holder::Home(session) => {
