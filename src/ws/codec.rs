@@ -330,13 +330,18 @@ fn complete(
 /// are queued by reference (no copy).
 const COPY_LIMIT: usize = 4096;
 
-/// Writes messages and control frames. A server sends unmasked frames.
+/// Writes messages and control frames. A server's encoder ([`Encoder::new`]) sends
+/// unmasked frames; a client's ([`Encoder::masking`]) masks each frame with a fresh key.
 ///
 /// It holds nothing between messages: compressed payloads are built in a buffer of the
 /// thread's, so an idle connection does not keep one (a kept per-connection buffer
 /// cost about half a KiB for every connection that ever sent a compressed message).
 #[derive(Debug, Default)]
-pub struct Encoder {}
+pub struct Encoder {
+    /// Frames are masked (this end is a client). A masked payload is copied: the key
+    /// changes per frame, so a shared payload cannot be sent as it is.
+    masking: bool,
+}
 
 thread_local! {
     /// Where compressed payloads are built before they are copied into the output.
@@ -348,9 +353,15 @@ thread_local! {
 const SCRATCH_KEEP: usize = 256 * 1024;
 
 impl Encoder {
-    /// An encoder.
+    /// A server's encoder: frames go unmasked.
     pub fn new() -> Encoder {
         Encoder::default()
+    }
+
+    /// A client's encoder: every frame is masked with a fresh key from
+    /// [`mask::new_key`].
+    pub fn masking() -> Encoder {
+        Encoder { masking: true }
     }
 
     /// Writes a data message as one frame, compressed if `deflate` is given and the
@@ -365,7 +376,11 @@ impl Encoder {
                 let mut scratch = scratch.borrow_mut();
                 scratch.clear();
                 d.compress(payload, &mut scratch);
-                write_frame_header(out, opcode, true, scratch.len());
+                let key = self.key();
+                write_frame_header(out, opcode, true, key, scratch.len());
+                if let Some(key) = key {
+                    mask::apply(&mut scratch, key, 0);
+                }
                 out.write(&scratch);
                 if scratch.capacity() > SCRATCH_KEEP {
                     scratch.clear();
@@ -373,11 +388,12 @@ impl Encoder {
                 }
             }),
             _ => {
-                write_frame_header(out, opcode, false, payload.len());
-                if payload.len() <= COPY_LIMIT {
-                    out.write(payload);
-                } else {
-                    out.write_bytes(payload.clone());
+                let key = self.key();
+                write_frame_header(out, opcode, false, key, payload.len());
+                match key {
+                    Some(key) => masked_copy(out, payload, key),
+                    None if payload.len() <= COPY_LIMIT => out.write(payload),
+                    None => out.write_bytes(payload.clone()),
                 }
             }
         }
@@ -386,14 +402,57 @@ impl Encoder {
     /// Writes a control frame (at most 125 bytes of payload, which the caller keeps to).
     pub fn control(&mut self, out: &mut Output, opcode: OpCode, payload: &[u8]) {
         debug_assert!(opcode.is_control() && payload.len() <= 125);
-        write_frame_header(out, opcode, false, payload.len());
-        out.write(payload);
+        let key = self.key();
+        write_frame_header(out, opcode, false, key, payload.len());
+        match key {
+            Some(key) => masked_copy(out, payload, key),
+            None => out.write(payload),
+        }
+    }
+
+    /// A data message as one frame in a buffer of its own, uncompressed: for queueing
+    /// from another thread ([`crate::ConnHandle::send`]). A masking encoder masks it.
+    pub fn frame(&self, msg: &Message) -> Bytes {
+        let (opcode, payload) = match msg {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        let key = self.key();
+        let mut h = [0u8; frame::MAX_HEADER_LEN];
+        let n = frame::write_header(&mut h, true, false, opcode, key, payload.len() as u64);
+        let mut buf = BytesMut::with_capacity(n + payload.len());
+        buf.extend_from_slice(&h[..n]);
+        buf.extend_from_slice(payload);
+        if let Some(key) = key {
+            mask::apply(&mut buf[n..], key, 0);
+        }
+        buf.freeze()
+    }
+
+    fn key(&self) -> Option<[u8; 4]> {
+        self.masking.then(mask::new_key)
     }
 }
 
-fn write_frame_header(out: &mut Output, opcode: OpCode, compressed: bool, len: usize) {
+/// Copies `payload` into the output and masks the copy in place.
+fn masked_copy(out: &mut Output, payload: &[u8], key: [u8; 4]) {
+    if payload.is_empty() {
+        return;
+    }
+    let dst = out.malloc(payload.len());
+    dst.copy_from_slice(payload);
+    mask::apply(dst, key, 0);
+}
+
+fn write_frame_header(
+    out: &mut Output,
+    opcode: OpCode,
+    compressed: bool,
+    key: Option<[u8; 4]>,
+    len: usize,
+) {
     let mut h = [0u8; frame::MAX_HEADER_LEN];
-    let n = frame::write_header(&mut h, true, compressed, opcode, None, len as u64);
+    let n = frame::write_header(&mut h, true, compressed, opcode, key, len as u64);
     out.write(&h[..n]);
 }
 

@@ -36,12 +36,12 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeflateConfig {
-    server_no_context_takeover: bool,
-    client_no_context_takeover: bool,
-    server_max_window_bits: u8,
-    client_max_window_bits: u8,
-    threshold: usize,
-    level: u32,
+    pub(crate) server_no_context_takeover: bool,
+    pub(crate) client_no_context_takeover: bool,
+    pub(crate) server_max_window_bits: u8,
+    pub(crate) client_max_window_bits: u8,
+    pub(crate) threshold: usize,
+    pub(crate) level: u32,
 }
 
 impl Default for DeflateConfig {
@@ -286,6 +286,9 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// messages, the thread's shared ones where it does not.
 pub struct Deflate {
     params: DeflateParams,
+    /// Which end this is: it compresses with its own side's parameters and inflates
+    /// the other side's messages.
+    client: bool,
     compressor: Option<Box<Compress>>,
     decompressor: Option<Box<Decompress>>,
 }
@@ -312,8 +315,41 @@ impl Deflate {
     pub fn new(params: DeflateParams) -> Deflate {
         Deflate {
             params,
+            client: false,
             compressor: None,
             decompressor: None,
+        }
+    }
+
+    /// The compression of a client that negotiated `params`: it compresses with the
+    /// `client_*` parameters and inflates what the server compressed with the
+    /// `server_*` ones.
+    pub fn client(params: DeflateParams) -> Deflate {
+        Deflate {
+            client: true,
+            ..Deflate::new(params)
+        }
+    }
+
+    /// This end's compressor: (fresh context per message, window bits).
+    fn compress_side(&self) -> (bool, u8) {
+        let p = &self.params;
+        if self.client {
+            (p.client_no_context_takeover, p.client_max_window_bits)
+        } else {
+            (p.server_no_context_takeover, p.server_max_window_bits)
+        }
+    }
+
+    /// This end's decompressor: (fresh context per message, window bits). A client
+    /// inflates with the largest window, which decodes a stream made with any smaller
+    /// one (and zlib has no 8-bit raw window).
+    fn decompress_side(&self) -> (bool, u8) {
+        let p = &self.params;
+        if self.client {
+            (p.server_no_context_takeover, 15)
+        } else {
+            (p.client_no_context_takeover, p.client_max_window_bits)
         }
     }
 
@@ -330,15 +366,10 @@ impl Deflate {
     /// Compresses a message into `out` (appended), without the flush's tail.
     pub fn compress(&mut self, data: &[u8], out: &mut Vec<u8>) {
         let p = self.params;
-        let key = (p.level, p.server_max_window_bits);
-        let new = || {
-            Compress::new_with_window_bits(
-                Compression::new(p.level),
-                false,
-                p.server_max_window_bits,
-            )
-        };
-        if p.server_no_context_takeover {
+        let (fresh, bits) = self.compress_side();
+        let key = (p.level, bits);
+        let new = || Compress::new_with_window_bits(Compression::new(p.level), false, bits);
+        if fresh {
             SHARED_COMPRESSORS.with(|shared| {
                 let mut shared = shared.borrow_mut();
                 let i = match shared.iter().position(|(k, _)| *k == key) {
@@ -366,10 +397,9 @@ impl Deflate {
         out: &mut BytesMut,
         limit: usize,
     ) -> Result<(), InflateError> {
-        let p = self.params;
-        let bits = p.client_max_window_bits;
+        let (fresh, bits) = self.decompress_side();
         let new = || Decompress::new_with_window_bits(false, bits);
-        if p.client_no_context_takeover {
+        if fresh {
             SHARED_DECOMPRESSORS.with(|shared| {
                 let mut shared = shared.borrow_mut();
                 let i = match shared.iter().position(|(k, _)| *k == bits) {

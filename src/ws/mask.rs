@@ -32,6 +32,13 @@ pub fn apply(data: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
+/// A fresh masking key for a client frame, from a fast per-thread generator
+/// (`fastrand`, seeded from the operating system's randomness). RFC 6455 asks for keys a
+/// peer cannot predict, against proxies that cache by content; they protect no secret.
+pub fn new_key() -> [u8; 4] {
+    fastrand::u32(..).to_ne_bytes()
+}
+
 /// Splits `data` into an unaligned head, 8-byte words, and a tail.
 fn prefix_align(data: &mut [u8]) -> (&mut [u8], &mut [u64], &mut [u8]) {
     // SAFETY: any bit pattern is a valid u64, and align_to_mut hands out only properly

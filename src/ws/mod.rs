@@ -50,6 +50,7 @@
 //! Timer keys from `0xFF00` up are this layer's (pings, pongs, the close timeout);
 //! handlers use the keys below ([`WsConn::set_timer`]).
 
+pub mod client;
 pub mod close;
 pub mod codec;
 mod config;
