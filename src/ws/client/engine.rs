@@ -102,6 +102,8 @@ pub struct EngineStats {
     pub discarded: u64,
     /// Why the last session or attempt ended, if it ended badly.
     pub last_error: Option<EngineError>,
+    /// The backoff delay drawn for the latest restart.
+    pub last_delay: Option<Duration>,
 }
 
 /// What a callback asked of its session.
@@ -150,6 +152,7 @@ struct Inner {
     step: u32,
     restarts: u64,
     last_error: Option<EngineError>,
+    last_delay: Option<Duration>,
     ask: Option<(u64, Ask)>,
     offline: VecDeque<Message>,
     offline_bytes: usize,
@@ -280,9 +283,10 @@ impl Core {
             return Some(Ending::Stop);
         }
         let mut inner = self.inner();
+        // The ask stays until the session has ended (`ended` reads an exit from it);
+        // the link's closing handshake begins only once.
         match inner.ask {
             Some((sid, ask)) if sid == id => {
-                inner.ask = None;
                 inner.state = EngineState::Closing;
                 Some(match ask {
                     Ask::Restart => Ending::Restart,
@@ -307,6 +311,10 @@ impl Core {
         // An exit outranks a restart asked before it.
         if !matches!(inner.ask, Some((sid, Ask::Exit)) if sid == id) {
             inner.ask = Some((id, ask));
+        }
+        // Sends from now on are for the next session (or refused, on an exit).
+        if inner.state == EngineState::Open {
+            inner.state = EngineState::Closing;
         }
         if let Some(conn) = &inner.conn {
             let _ = conn.wake();
@@ -424,6 +432,7 @@ impl Core {
             self.opts.backoff.delay(step, rng)
         };
         inner.restarts += 1;
+        inner.last_delay = Some(delay);
         inner.state = EngineState::Restarting;
         tracing::debug!(url = %self.opts.url, ?delay, step, "restarting");
         self.dial(&mut inner, delay);
@@ -505,6 +514,7 @@ impl Core {
             buffered: inner.offline.len(),
             discarded: inner.discarded,
             last_error: inner.last_error.clone(),
+            last_delay: inner.last_delay,
         }
     }
 
@@ -730,7 +740,7 @@ impl EngineBuilder {
             Some(h) => h,
             None => Arc::new(self.callbacks),
         };
-        let pool = (self.workers > 1).then(|| self.client.pool());
+        let pool = (self.workers > 1).then(|| self.client.pool(self.workers));
         let core = Arc::new(Core {
             opts: Opts {
                 url,
@@ -756,6 +766,7 @@ impl EngineBuilder {
                 step: 0,
                 restarts: 0,
                 last_error: None,
+                last_delay: None,
                 ask: None,
                 offline: VecDeque::new(),
                 offline_bytes: 0,

@@ -135,10 +135,15 @@ impl Client {
         &self.inner.dialer
     }
 
-    pub(crate) fn pool(&self) -> Arc<Pool> {
-        self.inner
+    /// The message workers, with at least `threads` threads (so an engine's
+    /// `workers(n)` can have `n` messages in progress).
+    pub(crate) fn pool(&self, threads: usize) -> Arc<Pool> {
+        let pool = self
+            .inner
             .pool
             .get_or_init(|| Arc::new(Pool::new(self.inner.message_workers)))
-            .clone()
+            .clone();
+        pool.grow_to(threads);
+        pool
     }
 }

@@ -21,7 +21,7 @@ struct Shared {
 /// A fixed set of threads taking jobs from one queue.
 pub(crate) struct Pool {
     shared: Arc<Shared>,
-    threads: Vec<thread::JoinHandle<()>>,
+    threads: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
 impl Pool {
@@ -33,16 +33,25 @@ impl Pool {
             }),
             ready: Condvar::new(),
         });
-        let threads = (0..threads.max(1))
-            .map(|i| {
-                let shared = shared.clone();
-                thread::Builder::new()
-                    .name(format!("netloop-ws-worker-{i}"))
-                    .spawn(move || run(&shared))
-                    .expect("spawning a message worker")
-            })
-            .collect();
-        Pool { shared, threads }
+        let pool = Pool {
+            shared,
+            threads: Mutex::new(Vec::new()),
+        };
+        pool.grow_to(threads.max(1));
+        pool
+    }
+
+    /// Adds threads until there are `n`.
+    pub(crate) fn grow_to(&self, n: usize) {
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        while threads.len() < n {
+            let shared = self.shared.clone();
+            let t = thread::Builder::new()
+                .name(format!("netloop-ws-worker-{}", threads.len()))
+                .spawn(move || run(&shared))
+                .expect("spawning a message worker");
+            threads.push(t);
+        }
     }
 
     pub(crate) fn execute(&self, job: Job) {
@@ -80,7 +89,8 @@ impl Drop for Pool {
             .closed = true;
         self.shared.ready.notify_all();
         let me = thread::current().id();
-        for t in self.threads.drain(..) {
+        let threads = std::mem::take(self.threads.get_mut().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
             // The last engine can be dropped by a worker itself; it must not join itself.
             if t.thread().id() != me {
                 let _ = t.join();
