@@ -130,6 +130,7 @@ server_pid=""
 mkdir -p bench/results
 python3 - "$work/runs.jsonl" "bench/results/$stamp-ws-client.json" "$ROUNDS" "$CONNS" "$SIZE" "$DUR" <<'PY'
 import datetime, json, statistics, sys
+sys.dont_write_bytecode = True  # no scripts/__pycache__
 sys.path.insert(0, "scripts")
 from bench_report import machine
 
