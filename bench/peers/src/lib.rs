@@ -39,6 +39,12 @@ impl Args {
     /// Parses `std::env::args()`. `known` lists accepted keys (without `--`);
     /// `usage` is printed for `--help` or an unknown/malformed argument.
     pub fn from_env(known: &[&str], usage: &str) -> Args {
+        Args::from_env_with_flags(known, &[], usage)
+    }
+
+    /// [`Args::from_env`], and `flags` lists keys that take no value
+    /// (`--echo`); [`Args::flag`] tells whether one was given.
+    pub fn from_env_with_flags(known: &[&str], flags: &[&str], usage: &str) -> Args {
         let mut pairs = Vec::new();
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
@@ -49,6 +55,10 @@ impl Args {
             let Some(body) = arg.strip_prefix("--") else {
                 die(usage, &format!("unexpected argument {arg:?}"));
             };
+            if flags.contains(&body) {
+                pairs.push((body.to_string(), String::new()));
+                continue;
+            }
             let (key, value) = match body.split_once('=') {
                 Some((k, v)) => (k.to_string(), v.to_string()),
                 None => match it.next() {
@@ -62,6 +72,11 @@ impl Args {
             pairs.push((key, value));
         }
         Args { pairs }
+    }
+
+    /// Whether the flag `key` (one of `from_env_with_flags`' `flags`) was given.
+    pub fn flag(&self, key: &str) -> bool {
+        self.pairs.iter().any(|(k, _)| k == key)
     }
 
     /// Last value given for `key`.
