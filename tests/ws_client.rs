@@ -18,8 +18,7 @@ use std::time::Duration;
 use common::eventually;
 use netloop::http::Request;
 use netloop::ws::client::{
-    Backoff, BackoffRng, Client, Ending, EngineError, EngineState, HandshakeError, Offline,
-    SendError,
+    Backoff, BackoffRng, Client, EngineError, EngineState, HandshakeError, Offline, SendError,
 };
 use netloop::ws::{self, Closed, DeflateConfig, Message, WsConn, WsHandler};
 use netloop::{Server, ServerHandle};
