@@ -1,7 +1,8 @@
 //! The frame-to-message decoder over arbitrary input split at arbitrary points: it never
 //! panics, never reads past what it was given, and the messages it hands out do not
-//! depend on how the bytes were split (the first byte of the input picks the splits and
-//! whether permessage-deflate is on).
+//! depend on how the bytes were split (the first byte of the input picks the splits,
+//! whether permessage-deflate is on, and which end decodes: a server, whose peer masks,
+//! or a client, whose peer does not).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,15 +18,23 @@ const LIMITS: Limits = Limits {
 
 /// Decodes `data` fed in pieces of the given sizes (cycled); returns what came out and
 /// whether it ended in an error.
-fn decode(data: &[u8], pieces: &[usize], deflate_on: bool) -> (Vec<Incoming>, Option<u16>) {
+fn decode(
+    data: &[u8],
+    pieces: &[usize],
+    deflate_on: bool,
+    role: Role,
+) -> (Vec<Incoming>, Option<u16>) {
     let params = deflate_on.then(|| {
         DeflateConfig::default()
             .negotiate([&b"permessage-deflate"[..]])
             .expect("accepted")
             .0
     });
-    let mut deflate = params.map(Deflate::new);
-    let mut decoder = Decoder::new(Role::Server, LIMITS, deflate_on);
+    let mut deflate = params.map(|p| match role {
+        Role::Server => Deflate::new(p),
+        Role::Client => Deflate::client(p),
+    });
+    let mut decoder = Decoder::new(role, LIMITS, deflate_on);
     let mut input = Input::from_slice(&[]);
     let mut out = Vec::new();
     let mut at = 0;
@@ -58,8 +67,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let deflate_on = control & 1 == 1;
-    let split = (control >> 1) as usize % 17 + 1;
-    let whole = decode(data, &[data.len().max(1)], deflate_on);
-    let pieces = decode(data, &[split, 1, split * 3], deflate_on);
+    let role = if control & 0x80 != 0 {
+        Role::Client
+    } else {
+        Role::Server
+    };
+    let split = ((control >> 1) & 0x3f) as usize % 17 + 1;
+    let whole = decode(data, &[data.len().max(1)], deflate_on, role);
+    let pieces = decode(data, &[split, 1, split * 3], deflate_on, role);
     assert_eq!(whole, pieces, "the split changed what was decoded");
 });

@@ -1,6 +1,7 @@
 //! The client's side of the opening handshake (RFC 6455 §4.1), with no I/O: the
 //! upgrade request, and the checks on the server's answer (status, `Upgrade`,
 //! `Connection`, `Sec-WebSocket-Accept`, the subprotocol and permessage-deflate).
+//! The engine uses it; it is public for clients of other kinds and for fuzzing.
 
 use std::fmt;
 
@@ -11,7 +12,7 @@ use crate::ws::deflate::{DeflateConfig, DeflateParams};
 use crate::ws::handshake::accept_key;
 
 /// The largest response head accepted; a server that sends more fails the handshake.
-pub(crate) const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+pub const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
 /// Why the server's answer does not open a WebSocket connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,25 +49,54 @@ fn invalid(why: impl Into<String>) -> HandshakeError {
     HandshakeError::Invalid(why.into())
 }
 
-/// What the request asks for.
+/// What the upgrade request asks for: subprotocols (in order of preference),
+/// permessage-deflate, extra headers.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Offer {
+pub struct Offer {
     pub(crate) subprotocols: Vec<String>,
     pub(crate) deflate: Option<DeflateConfig>,
     pub(crate) headers: Vec<(String, String)>,
 }
 
+impl Offer {
+    /// Asks for nothing beyond WebSocket itself.
+    pub fn new() -> Offer {
+        Offer::default()
+    }
+
+    /// Offers a subprotocol (after those offered before).
+    pub fn subprotocol(mut self, protocol: &str) -> Offer {
+        self.subprotocols.push(protocol.to_string());
+        self
+    }
+
+    /// Offers permessage-deflate (see [`deflate_offer`]).
+    pub fn deflate(mut self, config: DeflateConfig) -> Offer {
+        self.deflate = Some(config);
+        self
+    }
+
+    /// Adds a header to the request.
+    pub fn header(mut self, name: &str, value: &str) -> Offer {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
 /// What an accepted handshake settled.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Opened {
-    pub(crate) subprotocol: Option<String>,
-    pub(crate) deflate: Option<DeflateParams>,
+#[non_exhaustive]
+pub struct Opened {
+    /// The subprotocol the server chose.
+    pub subprotocol: Option<String>,
+    /// permessage-deflate's parameters, if the server took the offer.
+    pub deflate: Option<DeflateParams>,
     /// Bytes of the answer's head (frames may follow it at once).
-    pub(crate) head_len: usize,
+    pub head_len: usize,
 }
 
 /// A fresh `Sec-WebSocket-Key`: 16 random bytes in base64.
-pub(crate) fn new_key() -> String {
+pub fn new_key() -> String {
     let mut raw = [0u8; 16];
     raw[..8].copy_from_slice(&fastrand::u64(..).to_ne_bytes());
     raw[8..].copy_from_slice(&fastrand::u64(..).to_ne_bytes());
@@ -74,7 +104,7 @@ pub(crate) fn new_key() -> String {
 }
 
 /// The upgrade request for `url` with `key`.
-pub(crate) fn request(url: &WsUrl, key: &str, offer: &Offer) -> Vec<u8> {
+pub fn request(url: &WsUrl, key: &str, offer: &Offer) -> Vec<u8> {
     let mut r = format!(
         "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n",
@@ -103,7 +133,7 @@ pub(crate) fn request(url: &WsUrl, key: &str, offer: &Offer) -> Vec<u8> {
 /// The permessage-deflate offer a client configuration makes. The `server_*` settings
 /// are what it asks of the server; it always says it can take a `client_max_window_bits`
 /// limit (it compresses with any window from 9 to 15 bits).
-pub(crate) fn deflate_offer(d: &DeflateConfig) -> String {
+pub fn deflate_offer(d: &DeflateConfig) -> String {
     let mut o = String::from("permessage-deflate");
     if d.server_no_context_takeover {
         o.push_str("; server_no_context_takeover");
@@ -128,8 +158,29 @@ pub(crate) fn deflate_offer(d: &DeflateConfig) -> String {
     o
 }
 
-/// Checks the server's answer in `buf`: `Ok(None)` if its head is not all there yet.
-pub(crate) fn check_response(
+/// Checks the server's answer in `buf` to a request made with `key` and `offer`:
+/// `Ok(None)` if its head is not all there yet.
+///
+/// ```
+/// use netloop::ws::client::handshake::{check_response, new_key, Offer};
+/// use netloop::ws::handshake::accept_key;
+///
+/// let key = new_key();
+/// let answer = format!(
+///     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+///      Connection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+///     accept_key(key.as_bytes())
+/// );
+/// let opened = check_response(answer.as_bytes(), &key, &Offer::new()).unwrap().unwrap();
+/// assert_eq!(opened.head_len, answer.len());
+/// assert_eq!(check_response(&answer.as_bytes()[..10], &key, &Offer::new()), Ok(None));
+/// ```
+///
+/// # Errors
+/// A status other than 101, a malformed head or one longer than
+/// [`MAX_RESPONSE_HEAD`], a wrong `Sec-WebSocket-Accept`, missing `Upgrade` or
+/// `Connection` tokens, a subprotocol or extension that was not offered.
+pub fn check_response(
     buf: &[u8],
     key: &str,
     offer: &Offer,
@@ -216,7 +267,12 @@ pub(crate) fn check_response(
 
 /// The parameters a server's permessage-deflate answer settles, checked against what
 /// this client offered (RFC 7692 §7.1).
-pub(crate) fn deflate_answer(
+///
+/// # Errors
+/// Unknown, repeated or malformed parameters, windows above what was offered,
+/// `client_max_window_bits=8` (zlib compresses with 9 bits at least), or a refused
+/// `server_no_context_takeover`.
+pub fn deflate_answer(
     answer: &str,
     offered: &DeflateConfig,
 ) -> Result<DeflateParams, HandshakeError> {
