@@ -14,6 +14,14 @@
 //! ```text
 //! ws_client --echo --url ws://127.0.0.1:9001 --conns 100 --size 1024 --duration 10
 //! ```
+//! `--storm N` is the reconnect storm: an `examples/ws_echo` child process (one
+//! poller), N engines on the client runtime, the server killed and started again at
+//! once; it prints how long until every engine was open again, and how many connection
+//! attempts failed meanwhile (the engines' default backoff: 200 ms to 20 s, jittered):
+//! ```text
+//! ws_client --storm 10000
+//! ```
+//!
 //! `--conns` engines on one poller, each in a closed loop (send a binary message of
 //! `--size` bytes, wait for its echo, check its length, again) for `--duration`
 //! seconds; then one line of JSON: `{"client":"netloop","conns":N,"size":S,
@@ -53,13 +61,18 @@ struct Args {
     /// Poller threads of the client runtime.
     #[arg(long, default_value_t = 1)]
     pollers: usize,
+    /// The reconnect storm with this many engines.
+    #[arg(long)]
+    storm: Option<usize>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
     let args = Args::parse();
     let client = Client::with_runtime(Server::builder().pollers(args.pollers))?;
-    if args.echo {
+    if let Some(n) = args.storm {
+        storm(&client, n)
+    } else if args.echo {
         bench(&client, &args)
     } else {
         demo(&client, &args)
@@ -159,6 +172,89 @@ fn bench(client: &Client, args: &Args) -> Result<(), Box<dyn std::error::Error>>
         m1 - m0,
         seconds,
         c1 - c0
+    );
+    Ok(())
+}
+
+/// Starts `examples/ws_echo` (built beside this example) on `addr`, one poller; returns
+/// once it listens.
+fn spawn_echo(addr: &str) -> Result<std::process::Child, Box<dyn std::error::Error>> {
+    use std::io::BufRead;
+    let exe = std::env::current_exe()?.with_file_name("ws_echo");
+    let mut child = std::process::Command::new(&exe)
+        .args(["--addr", addr, "--pollers", "1"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            format!(
+                "{}: {e} (build it: cargo build --release --example ws_echo)",
+                exe.display()
+            )
+        })?;
+    let out = child.stdout.take().expect("piped");
+    for line in std::io::BufReader::new(out).lines() {
+        if line?.starts_with("ws_echo listening on") {
+            return Ok(child);
+        }
+    }
+    Err("ws_echo exited before listening".into())
+}
+
+/// The reconnect storm: `n` engines, their server killed and started again.
+fn storm(client: &Client, n: usize) -> Result<(), Box<dyn std::error::Error>> {
+    // A free port, for both servers.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .to_string();
+    let mut server = spawn_echo(&addr)?;
+    let url = format!("ws://{addr}/");
+    let t = Instant::now();
+    let engines = (0..n)
+        .map(|_| {
+            client
+                .engine(&url)
+                .on_message(|_, _| {})
+                .start(Duration::from_secs(30))
+        })
+        .collect::<Result<Vec<Engine>, _>>()?;
+    println!("{n} engines open in {:.3} s", t.elapsed().as_secs_f64());
+    // A crash, not a graceful stop: no Close frames, the kernel resets or closes.
+    server.kill()?;
+    server.wait()?;
+    let down = Instant::now();
+    let mut server = spawn_echo(&addr)?;
+    let limit = Duration::from_secs(120);
+    let mut last_report = Instant::now();
+    let result = loop {
+        let open = engines
+            .iter()
+            .filter(|e| {
+                e.stats().sessions >= 2 && e.state() == netloop::ws::client::EngineState::Open
+            })
+            .count();
+        if open == n {
+            break Ok(down.elapsed());
+        }
+        if down.elapsed() > limit {
+            break Err(format!("only {open} of {n} reopened within {limit:?}"));
+        }
+        if last_report.elapsed() > Duration::from_secs(1) {
+            eprintln!("{:.1} s: {open} of {n} open", down.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let restarts: u64 = engines.iter().map(|e| e.stats().restarts).sum();
+    for e in &engines {
+        let _ = e.stop(Duration::from_secs(2));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    let took = result?;
+    println!(
+        "{{\"storm\":{n},\"reopen_seconds\":{:.3},\"restart_attempts\":{restarts},\"failed_attempts\":{}}}",
+        took.as_secs_f64(),
+        restarts.saturating_sub(n as u64)
     );
     Ok(())
 }

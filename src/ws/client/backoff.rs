@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-/// The restart loop's schedule. Before attempt `n` (1, 2, …) the engine waits a delay
+/// The restart loop's schedule. Before restart `n` (1, 2, …) the engine waits a delay
 /// drawn uniformly from `[min, ceiling(n)]`, where `ceiling(n) = min(max, min ×
-/// factor^(n-1))`: the range grows until it reaches `max`, and every delay is random
-/// within it ("full jitter"). The attempt count starts again after a session that
-/// stayed open for [`stable_after`](Backoff::stable_after).
+/// factor^n)`: the range grows until it reaches `max`, and every delay is random within
+/// all of it ("full jitter"), the first one included, so clients dropped together by a
+/// server restart come back spread over the range rather than in one wave. The count
+/// starts again after a session that stayed open for
+/// [`stable_after`](Backoff::stable_after).
 ///
 /// Defaults: `min` 200 ms, `max` 20 s, `factor` 2, no attempt cap, stable after 10 s.
 ///
@@ -17,12 +19,12 @@ use std::time::Duration;
 /// use netloop::ws::client::Backoff;
 ///
 /// let b = Backoff::default().min(Duration::from_millis(100)).max(Duration::from_secs(5));
-/// assert_eq!(b.ceiling(1), Duration::from_millis(100));
-/// assert_eq!(b.ceiling(3), Duration::from_millis(400));
+/// assert_eq!(b.ceiling(1), Duration::from_millis(200));
+/// assert_eq!(b.ceiling(3), Duration::from_millis(800));
 /// assert_eq!(b.ceiling(30), Duration::from_secs(5));
 /// let mut rng = netloop::ws::client::BackoffRng::with_seed(7);
 /// let d = b.delay(3, &mut rng);
-/// assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(400));
+/// assert!(d >= Duration::from_millis(100) && d <= Duration::from_millis(800));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Backoff {
@@ -70,7 +72,7 @@ impl Default for BackoffRng {
 }
 
 impl Backoff {
-    /// The first delay and the bottom of every range. Default: 200 ms.
+    /// The shortest delay: the bottom of every range. Default: 200 ms.
     pub fn min(mut self, min: Duration) -> Backoff {
         self.min = min;
         self
@@ -112,10 +114,10 @@ impl Backoff {
         self
     }
 
-    /// The top of the range before attempt `attempt` (1-based).
+    /// The top of the range before restart `attempt` (1-based).
     pub fn ceiling(&self, attempt: u32) -> Duration {
         let max = self.max.max(self.min);
-        let grown = self.min.as_secs_f64() * self.factor.powi(attempt.saturating_sub(1) as i32);
+        let grown = self.min.as_secs_f64() * self.factor.powi(attempt.min(1024) as i32);
         if grown >= max.as_secs_f64() {
             max
         } else {
@@ -153,8 +155,8 @@ mod tests {
     fn the_range_grows_by_the_factor_up_to_the_cap() {
         let b = Backoff::default();
         let ms = |n| b.ceiling(n).as_millis();
-        assert_eq!((ms(1), ms(2), ms(3), ms(7)), (200, 400, 800, 12_800));
-        assert_eq!((ms(8), ms(1000)), (20_000, 20_000));
+        assert_eq!((ms(1), ms(2), ms(3), ms(6)), (400, 800, 1600, 12_800));
+        assert_eq!((ms(7), ms(1000)), (20_000, 20_000));
         let flat = Backoff::default().factor(0.5);
         assert_eq!(flat.ceiling(5), flat.ceiling(1), "a factor below 1 is 1");
     }
