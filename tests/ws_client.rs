@@ -781,3 +781,42 @@ fn text(msg: &Message) -> String {
         Message::Binary(b) => panic!("a binary message of {} bytes", b.len()),
     }
 }
+
+#[test]
+fn on_a_pool_dispatch_runtime_callbacks_run_on_workers_in_order_and_restarts_work() {
+    let seen = Arc::new(Seen::default());
+    let (server, addr) = serve(&seen);
+    let client = Client::with_runtime(
+        Server::builder()
+            .pollers(1)
+            .dispatch(netloop::Dispatch::Pool { threads: 2 }),
+    )
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let engine = client
+        .engine(url(addr))
+        .backoff(fast_backoff())
+        .on_message(move |_, msg| {
+            let name = thread::current().name().unwrap_or("").to_string();
+            let _ = tx.send((name, text(&msg)));
+        })
+        .start(WAIT)
+        .unwrap();
+    for n in 0..200 {
+        engine.handle().send_text(&n.to_string()).unwrap();
+    }
+    let got: Vec<(String, String)> = (0..200).map(|_| rx.recv_timeout(WAIT).unwrap()).collect();
+    let want: Vec<String> = (0..200).map(|n: i32| n.to_string()).collect();
+    assert_eq!(got.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>(), want);
+    assert!(
+        got.iter()
+            .all(|(name, _)| name.starts_with("netloop-worker-")),
+        "on the runtime's workers: {:?}",
+        got[0].0
+    );
+    server.shutdown(Duration::ZERO);
+    assert!(eventually(|| engine.state() == EngineState::Restarting));
+    let _server = serve_at(&addr.to_string(), &seen, ws::Config::default());
+    assert!(engine.handle().wait_open(WAIT));
+    engine.stop(WAIT).unwrap();
+}

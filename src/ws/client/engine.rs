@@ -134,6 +134,9 @@ pub(crate) struct Core {
     inner: Mutex<Inner>,
     changed: Condvar,
     stopping: AtomicBool,
+    /// A restart or exit was asked (`Inner::ask` says which): the link looks under the
+    /// lock only then, not after every message.
+    asked: AtomicBool,
     messages_in: AtomicU64,
     messages_out: AtomicU64,
 }
@@ -282,6 +285,9 @@ impl Core {
         if self.is_stopping() {
             return Some(Ending::Stop);
         }
+        if !self.asked.load(Ordering::Acquire) {
+            return None;
+        }
         let mut inner = self.inner();
         // The ask stays until the session has ended (`ended` reads an exit from it);
         // the link's closing handshake begins only once.
@@ -312,6 +318,7 @@ impl Core {
         if !matches!(inner.ask, Some((sid, Ask::Exit)) if sid == id) {
             inner.ask = Some((id, ask));
         }
+        self.asked.store(true, Ordering::Release);
         // Sends from now on are for the next session (or refused, on an exit).
         if inner.state == EngineState::Open {
             inner.state = EngineState::Closing;
@@ -389,6 +396,7 @@ impl Core {
         inner.turn_queue.clear();
         let exit = matches!(inner.ask, Some((sid, Ask::Exit)) if sid == id);
         inner.ask = None;
+        self.asked.store(false, Ordering::Release);
         if let Some(e) = &end {
             inner.last_error = Some(e.clone());
         }
@@ -782,6 +790,7 @@ impl EngineBuilder {
             }),
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
+            asked: AtomicBool::new(false),
             messages_in: AtomicU64::new(0),
             messages_out: AtomicU64::new(0),
         });
