@@ -129,7 +129,8 @@
 //! * `http` (default): `netloop::http`, the HTTP/1.1 layer. Without it (and `ws`) only
 //!   the core is built.
 //! * `ws` (default, turns on `http`): `netloop::ws`, the WebSocket server
-//!   with permessage-deflate.
+//!   with permessage-deflate, its broadcast hub, and the reconnecting client engine
+//!   (`netloop::ws::client`).
 //! * `redis` (turns on `ws`): `netloop::ws::hub::redis`, a bridge carrying a
 //!   broadcast hub's publishes between servers through Redis pub/sub.
 //!

@@ -34,6 +34,8 @@ struct Seen {
     max_live: AtomicUsize,
     opens: AtomicUsize,
     deflate: Mutex<Vec<bool>>,
+    /// (subprotocol chosen, `X-Token` header) per connection.
+    asked: Mutex<Vec<(Option<String>, Option<String>)>>,
 }
 
 /// Echoes, records text messages, counts connections; "bye" makes it close with 4001.
@@ -41,11 +43,19 @@ struct Recorder(Arc<Seen>);
 
 impl WsHandler for Recorder {
     type State = ();
-    fn on_open(&self, ws: &mut WsConn<'_>, _req: &Request) {
+    fn on_open(&self, ws: &mut WsConn<'_>, req: &Request) {
         self.0.opens.fetch_add(1, Ordering::SeqCst);
         let live = self.0.live.fetch_add(1, Ordering::SeqCst) + 1;
         self.0.max_live.fetch_max(live, Ordering::SeqCst);
         self.0.deflate.lock().unwrap().push(ws.deflate().is_some());
+        let token = req
+            .header("x-token")
+            .map(|v| String::from_utf8_lossy(v).into_owned());
+        self.0
+            .asked
+            .lock()
+            .unwrap()
+            .push((ws.subprotocol().map(String::from), token));
     }
     fn on_message(&self, _: &mut (), ws: &mut WsConn<'_>, msg: Message) {
         if let Message::Text(t) = &msg {
@@ -818,5 +828,36 @@ fn on_a_pool_dispatch_runtime_callbacks_run_on_workers_in_order_and_restarts_wor
     assert!(eventually(|| engine.state() == EngineState::Restarting));
     let _server = serve_at(&addr.to_string(), &seen, ws::Config::default());
     assert!(engine.handle().wait_open(WAIT));
+    engine.stop(WAIT).unwrap();
+}
+
+#[test]
+fn subprotocols_and_extra_headers_reach_the_server() {
+    let seen = Arc::new(Seen::default());
+    let server = serve_at(
+        "127.0.0.1:0",
+        &seen,
+        ws::Config::default().subprotocols(["chat.v2", "chat.v1"]),
+    );
+    let addr = match &server.local_addrs()[0] {
+        netloop::Addr::Tcp(a) => *a,
+        _ => unreachable!(),
+    };
+    let client = Client::start().unwrap();
+    let chosen = Arc::new(Mutex::new(None));
+    let c = chosen.clone();
+    let engine = client
+        .engine(url(addr))
+        .config(ws::Config::default().subprotocols(["chat.v1", "x"]))
+        .header("X-Token", "secret-1")
+        .on_open(move |s, _| *c.lock().unwrap() = s.subprotocol().map(String::from))
+        .on_message(|_, _| {})
+        .start(WAIT)
+        .unwrap();
+    assert_eq!(chosen.lock().unwrap().as_deref(), Some("chat.v1"));
+    assert_eq!(
+        *seen.asked.lock().unwrap(),
+        [(Some("chat.v1".to_string()), Some("secret-1".to_string()))]
+    );
     engine.stop(WAIT).unwrap();
 }
