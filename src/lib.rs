@@ -131,6 +131,7 @@
 //! * `ws` (default, turns on `http`): `netloop::ws`, the WebSocket server
 //!   with permessage-deflate, its broadcast hub, and the reconnecting client engine
 //!   (`netloop::ws::client`).
+//! * `task` (default): `netloop::task`, the async task protocol (`PROTOCOL.md`).
 //! * `redis` (turns on `ws`): `netloop::ws::hub::redis`, a bridge carrying a
 //!   broadcast hub's publishes between servers through Redis pub/sub.
 //!
@@ -161,6 +162,8 @@ mod sys;
 pub mod testing;
 mod timer;
 pub mod transport;
+#[cfg(feature = "task")]
+pub mod task;
 #[cfg(feature = "ws")]
 pub mod ws;
 
