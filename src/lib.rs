@@ -159,11 +159,13 @@ mod session;
 pub mod signal;
 mod stats;
 mod sys;
+#[cfg(feature = "task")]
+pub mod task;
 pub mod testing;
 mod timer;
 pub mod transport;
-#[cfg(feature = "task")]
-pub mod task;
+#[cfg(any(feature = "ws", feature = "task"))]
+mod workers;
 #[cfg(feature = "ws")]
 pub mod ws;
 

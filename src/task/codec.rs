@@ -306,7 +306,10 @@ pub fn parse_client_head(
                     format!("a payload of {len} bytes is over the limit of {max_payload}"),
                 ));
             }
-            Ok(Parsed::Done(ClientHead::Task { id, code, len }, TASK_HEADER))
+            Ok(Parsed::Done(
+                ClientHead::Task { id, code, len },
+                TASK_HEADER,
+            ))
         }
         0x02 => {
             if buf.len() < 5 {
@@ -534,15 +537,27 @@ mod tests {
             };
             let mut out = BytesMut::new();
             hello.write(&mut out).unwrap();
-            assert_eq!(Hello::parse(&out), Ok(Parsed::Done(hello.clone(), out.len())));
+            assert_eq!(
+                Hello::parse(&out),
+                Ok(Parsed::Done(hello.clone(), out.len()))
+            );
             for cut in 0..out.len() {
-                assert!(matches!(Hello::parse(&out[..cut]), Ok(Parsed::Need(_))), "{cut}");
+                assert!(
+                    matches!(Hello::parse(&out[..cut]), Ok(Parsed::Need(_))),
+                    "{cut}"
+                );
             }
         }
-        assert_eq!(Hello::parse(b"GET / HTTP/1.1"), Err(BadHello::NotThisProtocol));
+        assert_eq!(
+            Hello::parse(b"GET / HTTP/1.1"),
+            Err(BadHello::NotThisProtocol)
+        );
         assert_eq!(Hello::parse(b"NLTKX\x01\x00\x00"), Err(BadHello::Malformed));
         assert_eq!(Hello::parse(b"NLTKL\x00\x00\x00"), Err(BadHello::Version));
-        assert_eq!(Hello::parse(b"NLTKL\x01\x00\x01\xff"), Err(BadHello::Malformed));
+        assert_eq!(
+            Hello::parse(b"NLTKL\x01\x00\x01\xff"),
+            Err(BadHello::Malformed)
+        );
         let long = Hello {
             order: ByteOrder::Big,
             version: 1,

@@ -45,7 +45,6 @@ mod error;
 mod handler;
 pub mod handshake;
 mod link;
-mod pool;
 mod url;
 
 pub use backoff::{Backoff, BackoffRng};
@@ -57,7 +56,7 @@ pub use url::{UrlError, WsUrl};
 
 use std::sync::{Arc, OnceLock};
 
-use pool::Pool;
+use crate::workers::Pool;
 
 use crate::{Dialer, Error, Server, ServerHandle};
 
@@ -141,7 +140,7 @@ impl Client {
         let pool = self
             .inner
             .pool
-            .get_or_init(|| Arc::new(Pool::new(self.inner.message_workers)))
+            .get_or_init(|| Arc::new(Pool::new("netloop-ws-worker", self.inner.message_workers)))
             .clone();
         pool.grow_to(threads);
         pool

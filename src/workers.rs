@@ -1,6 +1,7 @@
-//! The client's message workers: threads that run `on_message` for engines with
-//! [`workers(n)`](super::EngineBuilder::workers) above 1. One pool per client, shared by
-//! its engines, started when the first such engine starts.
+//! A fixed set of worker threads taking jobs from one queue, for the protocol layers'
+//! own work off the pollers: the WebSocket client's message workers (engines with
+//! `workers(n)` above 1) and the task server's run functions. It grows on demand
+//! ([`Pool::grow_to`]) and joins its threads when dropped.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
@@ -20,12 +21,14 @@ struct Shared {
 
 /// A fixed set of threads taking jobs from one queue.
 pub(crate) struct Pool {
+    name: &'static str,
     shared: Arc<Shared>,
     threads: Mutex<Vec<thread::JoinHandle<()>>>,
 }
 
 impl Pool {
-    pub(crate) fn new(threads: usize) -> Pool {
+    /// A pool of `threads` threads (at least one), named `{name}-{i}`.
+    pub(crate) fn new(name: &'static str, threads: usize) -> Pool {
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
@@ -34,6 +37,7 @@ impl Pool {
             ready: Condvar::new(),
         });
         let pool = Pool {
+            name,
             shared,
             threads: Mutex::new(Vec::new()),
         };
@@ -47,7 +51,7 @@ impl Pool {
         while threads.len() < n {
             let shared = self.shared.clone();
             let t = thread::Builder::new()
-                .name(format!("netloop-ws-worker-{}", threads.len()))
+                .name(format!("{}-{}", self.name, threads.len()))
                 .spawn(move || run(&shared))
                 .expect("spawning a message worker");
             threads.push(t);
