@@ -733,7 +733,10 @@ impl Handler for TaskServer {
                 }
             }
             DISCONNECT if st.stage == Stage::Draining => {
+                // Time is up: tasks still running are cut off, their replies never sent
+                // (the GOODBYE already was the last frame).
                 if let Some(c) = &st.client {
+                    c.shared.failed.store(true, Ordering::Release);
                     c.cancel_all();
                 }
                 st.stage = Stage::Closed;

@@ -115,6 +115,11 @@ fn stream(
             send(client, &[header, piece], write_timeout)?;
         }
     }
+    // A stream that stopped because it saw the cancellation is a cancelled task.
+    if cancel.is_cancelled() {
+        flush_head(client, head, write_timeout)?;
+        return Err(Stop::Cancelled);
+    }
     Ok(())
 }
 
@@ -145,9 +150,13 @@ fn chunks(mut r: Box<dyn Read + Send>) -> impl Iterator<Item = std::io::Result<B
 }
 
 /// Queues frames on the connection, waiting (up to the write timeout) while it is over
-/// its output mark: a fast producer is paused, not buffered.
+/// its output mark: a fast producer is paused, not buffered. Nothing is sent once the
+/// client is being dropped: its GOODBYE is the last frame (`PROTOCOL.md` §4.6).
 fn send(client: &Client, frames: &[Bytes], write_timeout: Duration) -> Result<(), Stop> {
     let conn = &client.shared.conn;
+    if client.shared.is_failed() {
+        return Err(Stop::Gone);
+    }
     loop {
         match conn.send_all(frames) {
             Ok(()) => return Ok(()),
