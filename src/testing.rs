@@ -185,5 +185,8 @@ impl Harness {
 impl Drop for Harness {
     fn drop(&mut self) {
         self.close(CloseReason::Local);
+        // Commands queued for the poller that never ran (a wake from a callback, say)
+        // hold the connection, which holds the queue: drop them.
+        self._remote.mark_exited();
     }
 }

@@ -156,7 +156,7 @@ impl Remote {
     }
 
     /// Marks the poller gone and drops its queued commands.
-    fn mark_exited(&self) {
+    pub(crate) fn mark_exited(&self) {
         self.doorbell.close();
         self.discard_commands();
     }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::task::{RunData, TaskCode, TaskId};
@@ -50,7 +50,12 @@ pub(crate) struct ClientShared {
     pub(crate) remote: Addr,
     pub(crate) local: Addr,
     pub(crate) timestamp: SystemTime,
-    pub(crate) server: Arc<Inner>,
+    /// The server, weakly: the server's client list holds this client, and a strong
+    /// reference back would keep both alive forever.
+    server: Weak<Inner>,
+    pub(crate) write_timeout: Duration,
+    server_metrics: Arc<TaskMetrics>,
+    server_span: tracing::Span,
     pub(crate) tasks: Mutex<Tasks>,
     /// When a graceful disconnection closes the connection (the earliest asked).
     pub(crate) disconnect_at: Mutex<Option<(Instant, u8)>>,
@@ -73,7 +78,7 @@ impl Client {
         order: ByteOrder,
         name: String,
         (remote, local): (Addr, Addr),
-        server: Arc<Inner>,
+        server: &Arc<Inner>,
     ) -> Client {
         Client {
             shared: Arc::new(ClientShared {
@@ -84,7 +89,10 @@ impl Client {
                 remote,
                 local,
                 timestamp: SystemTime::now(),
-                server,
+                server: Arc::downgrade(server),
+                write_timeout: server.config.write_timeout,
+                server_metrics: server.metrics.clone(),
+                server_span: server.span.clone(),
                 tasks: Mutex::new(Tasks {
                     map: BTreeMap::new(),
                     next_seq: 0,
@@ -134,7 +142,9 @@ impl Client {
     pub(crate) fn release(&self, id: TaskId) -> bool {
         let gone = self.tasks_lock().map.remove(&id).is_some();
         if gone {
-            self.shared.server.task_released();
+            if let Some(server) = self.shared.server.upgrade() {
+                server.task_released();
+            }
         }
         gone
     }
@@ -249,7 +259,7 @@ impl Client {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-            .unwrap_or_else(|| self.shared.server.metrics.clone())
+            .unwrap_or_else(|| self.shared.server_metrics.clone())
     }
 
     /// Counts this client's tasks into `metrics` instead of the server's.
@@ -270,7 +280,7 @@ impl Client {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .unwrap_or_else(|| {
-                tracing::debug_span!(parent: &self.shared.server.span, "task client", client = %self)
+                tracing::debug_span!(parent: &self.shared.server_span, "task client", client = %self)
             })
     }
 

@@ -417,7 +417,7 @@ impl TaskServer {
             order,
             name,
             (conn.peer_addr().clone(), conn.local_addr().clone()),
-            self.inner.clone(),
+            &self.inner,
         );
         self.inner
             .clients

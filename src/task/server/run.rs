@@ -27,7 +27,7 @@ enum Stop {
 /// terminal frame goes out, so the client may reuse the id as soon as it sees it.
 pub(crate) fn run(client: Client, id: TaskId, f: RunFn, cancel: CancelToken) {
     let order = client.shared.order;
-    let write_timeout = client.shared.server.config.write_timeout;
+    let write_timeout = client.shared.write_timeout;
     if cancel.is_cancelled() || client.shared.is_failed() {
         return terminal(&client, id, ServerFrame::Cancelled(id));
     }
@@ -180,11 +180,7 @@ fn terminal(client: &Client, id: TaskId, frame: ServerFrame) {
     let mut out = BytesMut::new();
     frame.write(&mut out, client.shared.order);
     client.release(id);
-    let _ = send(
-        client,
-        &[out.freeze()],
-        client.shared.server.config.write_timeout,
-    );
+    let _ = send(client, &[out.freeze()], client.shared.write_timeout);
     finished(client);
 }
 
