@@ -487,6 +487,14 @@ fn malformed_input_is_answered_as_protocol_md_says() {
 fn handle_connection_serves_a_connection_its_own_handshake_accepted() {
     let produced = Arc::new(AtomicU64::new(0));
     let tasks = tasks(TaskConfig::default(), produced);
+    let seen_args = Arc::new(Mutex::new(None));
+    let sa = seen_args.clone();
+    tasks
+        .register(8, "args", move |req| {
+            *sa.lock().unwrap() = req.args().downcast_ref::<String>().cloned();
+            Ok(Task::done())
+        })
+        .unwrap();
     let t2 = tasks.clone();
     // The handshake: one byte, 'L' or 'B'; then the task protocol without its hello.
     let server = Server::builder()
@@ -498,7 +506,7 @@ fn handle_connection_serves_a_connection_its_own_handshake_accepted() {
                 _ => ByteOrder::Little,
             };
             conn.input().skip(1);
-            t2.handle_connection(conn, order, "custom");
+            t2.handle_connection(conn, order, Arc::new(String::from("custom")));
         }))
         .unwrap();
     let mut s = TcpStream::connect(server.local_addrs()[0].to_string()).unwrap();
@@ -515,7 +523,19 @@ fn handle_connection_serves_a_connection_its_own_handshake_accepted() {
     want.extend_from_slice(b"abc");
     want.extend_from_slice(&[0x04, 0, 0, 0, 9]);
     assert_eq!(reply.to_vec(), want, "OK, DATA, END in big-endian (§4.1)");
-    assert_eq!(tasks.clients()[0].name(), "custom");
+    let mut args_task = vec![0x01];
+    args_task.extend_from_slice(&10u32.to_be_bytes());
+    args_task.extend_from_slice(&8u32.to_be_bytes());
+    args_task.extend_from_slice(&0u32.to_be_bytes());
+    s.write_all(&args_task).unwrap();
+    let mut done = [0u8; 10];
+    s.read_exact(&mut done).unwrap();
+    assert_eq!(
+        seen_args.lock().unwrap().as_deref(),
+        Some("custom"),
+        "the connection's args"
+    );
+    assert_eq!(tasks.clients()[0].name(), "", "no hello, no name");
 }
 
 #[test]
@@ -611,5 +631,4 @@ fn shutdown_lets_running_tasks_finish_until_the_deadline_then_cancels() {
     assert_eq!(short.wait(T), Ok(Bytes::new()));
     assert!(long.wait(T).is_err());
     assert!(eventually(|| f.tasks.running_tasks() == 0));
-    let _ = Mutex::new(());
 }

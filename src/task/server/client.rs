@@ -63,6 +63,8 @@ pub(crate) struct ClientShared {
     pub(crate) failed: AtomicBool,
     metrics: Mutex<Option<Arc<TaskMetrics>>>,
     span: Mutex<Option<tracing::Span>>,
+    /// Arguments of this client's own ([`TaskServer::handle_connection`](super::TaskServer::handle_connection)).
+    args: Mutex<Option<super::Args>>,
 }
 
 /// One connection of a [`TaskServer`](super::TaskServer). Cheap to clone.
@@ -101,6 +103,7 @@ impl Client {
                 failed: AtomicBool::new(false),
                 metrics: Mutex::new(None),
                 span: Mutex::new(None),
+                args: Mutex::new(None),
             }),
         }
     }
@@ -287,6 +290,20 @@ impl Client {
     /// Records this client's events in `span` instead.
     pub fn set_span(&self, span: tracing::Span) {
         *self.shared.span.lock().unwrap_or_else(|p| p.into_inner()) = Some(span);
+    }
+}
+
+impl Client {
+    pub(crate) fn set_args(&self, args: super::Args) {
+        *self.shared.args.lock().unwrap_or_else(|p| p.into_inner()) = Some(args);
+    }
+
+    pub(crate) fn args(&self) -> Option<super::Args> {
+        self.shared
+            .args
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 

@@ -355,15 +355,19 @@ impl TaskServer {
     }
 
     /// Serves the task protocol on a connection the caller accepted and shook hands
-    /// with itself (it chose the byte order): switches `conn` to this server, skipping
-    /// the hello; bytes already buffered are read as frames. Call it from a handler's
-    /// callback.
-    pub fn handle_connection(&self, conn: &mut Conn, order: ByteOrder, name: &str) {
+    /// with itself (it chose the byte order, and perhaps learnt who the client is):
+    /// switches `conn` to this server, skipping the hello; bytes already buffered are
+    /// read as frames. The client's task functions get `args` instead of the server's.
+    /// Call it from a handler's callback.
+    pub fn handle_connection(&self, conn: &mut Conn, order: ByteOrder, args: Args) {
         let mut st = ConnState {
             stage: Stage::Hello,
             client: None,
         };
-        self.open(&mut st, conn, order, name.to_string());
+        self.open(&mut st, conn, order, String::new());
+        if let Some(c) = &st.client {
+            c.set_args(args);
+        }
         conn.switch_to(Arc::new(self.clone()), st);
     }
 
@@ -513,12 +517,13 @@ impl TaskServer {
             return write(conn, order, &ServerFrame::Error(id, UNKNOWN_TASK));
         };
         let len = payload.len();
+        let args = client.args().unwrap_or_else(|| self.inner.args.clone());
         let mut req = Request {
             id,
             code,
             payload,
             client,
-            args: &self.inner.args,
+            args: &args,
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut req)));
         let task = match outcome {
