@@ -53,7 +53,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if args.bench {
         return bench(&runtime, &args);
     }
-    let client = TaskClient::connect(&runtime.dialer(), args.addr.as_str(), ClientOptions::default().name("demo"))?;
+    let client = TaskClient::connect(
+        &runtime.dialer(),
+        args.addr.as_str(),
+        ClientOptions::default().name("demo"),
+    )?;
     let t = Duration::from_secs(10);
     let echo = client.call(1, Bytes::from_static(b"hello, tasks"), t)?;
     println!("echo: {}", String::from_utf8_lossy(&echo));
@@ -137,7 +141,10 @@ fn bench(runtime: &netloop::ServerHandle, args: &Args) -> Result<(), Box<dyn std
     }
     let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
     lat.sort_unstable();
-    let p99 = lat.get(lat.len().saturating_sub(1) * 99 / 100).copied().unwrap_or(0);
+    let p99 = lat
+        .get(lat.len().saturating_sub(1) * 99 / 100)
+        .copied()
+        .unwrap_or(0);
     println!(
         "{{\"client\":\"netloop\",\"conns\":{},\"concurrency\":{},\"size\":{},\"tasks\":{tasks},\"seconds\":{seconds:.3},\"p99_us\":{p99},\"cpu_seconds\":{:.4}}}",
         clients.len(),

@@ -48,9 +48,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(Task::run(move |_| Ok(Output::Bytes(payload))))
     })?;
     tasks.register(2, "sleep", |req| {
-        let ms: [u8; 4] = req.payload()[..]
-            .try_into()
-            .map_err(|_| TaskError("sleep wants a 4-byte little-endian millisecond count".into()))?;
+        let ms: [u8; 4] = req.payload()[..].try_into().map_err(|_| {
+            TaskError("sleep wants a 4-byte little-endian millisecond count".into())
+        })?;
         let ms = u32::from_le_bytes(ms);
         Ok(Task::run(move |ctx| {
             if ctx.cancel_token().sleep(Duration::from_millis(ms.into())) {

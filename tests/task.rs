@@ -131,7 +131,7 @@ fn registering_replaces_and_reserved_codes_are_refused() {
     s.register(3, "c", |_| Ok(Task::done())).unwrap();
     assert_eq!(s.registered_task_codes(), [3, 9]);
     assert_eq!(
-        s.task_fn(9).unwrap().1,
+        &*s.task_fn(9).unwrap().1,
         "b",
         "the second registration replaced the first"
     );
@@ -221,7 +221,7 @@ fn replies_come_in_any_order_and_cancels_end_tasks_once() {
     assert_eq!(sc.tasks(), [slow.id()]);
     let meta = sc.metadata(slow.id()).unwrap();
     assert_eq!(
-        (meta.code, meta.name.as_str(), meta.payload_len),
+        (meta.code, &*meta.name, meta.payload_len),
         (SLEEP, "sleep", 4)
     );
     let data = sc.run_data(slow.id()).unwrap();

@@ -22,7 +22,7 @@ pub struct TaskMetadata {
     /// The task code.
     pub code: TaskCode,
     /// The name the task code was registered with.
-    pub name: String,
+    pub name: Arc<str>,
     /// When the TASK arrived.
     pub received: SystemTime,
     /// Payload bytes.

@@ -155,7 +155,8 @@ impl std::error::Error for ReservedCode {}
 
 struct Registered {
     f: Arc<TaskFn>,
-    name: String,
+    /// Shared with every task's metadata (no copy per task).
+    name: Arc<str>,
 }
 
 pub(crate) struct Inner {
@@ -271,7 +272,7 @@ impl TaskServer {
                 code,
                 Registered {
                     f: Arc::new(f),
-                    name: name.to_string(),
+                    name: Arc::from(name),
                 },
             );
         Ok(())
@@ -289,7 +290,7 @@ impl TaskServer {
     }
 
     /// The task function registered for `code`, with its name.
-    pub fn task_fn(&self, code: TaskCode) -> Option<(Arc<TaskFn>, String)> {
+    pub fn task_fn(&self, code: TaskCode) -> Option<(Arc<TaskFn>, Arc<str>)> {
         self.inner
             .registry
             .read()
