@@ -25,9 +25,10 @@
 # shape and server: tasks/s, p99 latency, server CPU µs per task, syscalls per task, the
 # load client's CPU % (near 100 % the client, not the server, is the bottleneck), and the
 # ratios netloop / tonic and netloop / tarpc of server CPU per task. "other CPU %" is the
-# machine's user + system time over the perf window less the server's and the client's, in
-# % of one CPU (tick-based, so approximate): well above a few % something else was running
-# and the run's throughput and latency are not to be trusted. Raw results and the summary
+# machine's busy time (user, nice, system, irq, softirq) over the perf window less the
+# server's and the client's, in % of one CPU. It is tick-based and so approximate (-5 to
+# +10 on an idle machine); well above that something else was running, and the run's
+# throughput and latency are not to be trusted (CPU per task holds up better). Raw results and the summary
 # go to bench/results/<UTC time>-task.json.
 #
 # Without netloop in --servers the netloop examples are not built nor needed. Needs two
@@ -127,9 +128,9 @@ shape_args() {
     esac
 }
 
-# busy_ticks: user + nice + system time of all CPUs so far, in clock ticks.
+# busy_ticks: user + nice + system + irq + softirq time of all CPUs so far, in clock ticks.
 busy_ticks() {
-    awk '$1 == "cpu" { print $2 + $3 + $4 }' /proc/stat
+    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 }' /proc/stat
 }
 
 # proc_ticks PID: user + system CPU time of PID (all its threads) so far, in clock ticks.
