@@ -1,9 +1,10 @@
 # Shared by the measurement scripts: build the examples, a work directory cleaned up on
 # exit (with any server or load generator still running), and waiting for a port.
 # Source it after `set -euo pipefail`; it leaves BIN, work, server_pid and load_pid set.
+# With LIB_NO_EXAMPLES=1 it does not build the examples (a run that uses none of them).
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-cargo build --release --examples
+[[ -n ${LIB_NO_EXAMPLES:-} ]] || cargo build --release --examples
 BIN=target/release/examples
 
 work=$(mktemp -d)

@@ -2,6 +2,7 @@
 """Protocol check for the comparison peers (127.0.0.1 only, bounded, stops by itself).
 
     python3 bench/peers/verify.py [--bin-dir bench/peers/target/release] [--only NAME]
+                                  [--ws-echo PATH] [--task-bin-dir target/release/examples]
 
 Starts each peer binary/proto/flavor on 127.0.0.1:0, reads the port from its
 "listening on" line, checks the exact reply bytes, and kills it (by its pid).
@@ -11,11 +12,20 @@ differences are printed and checked against may's own fixed shape.
 WebSocket (--proto ws) runs cover the ws peers and, when it is built
 (`cargo build --release --example ws_echo` at the repository root), netloop's
 own examples/ws_echo with --pollers 1, so all of them are held to the same bytes.
+
+Task (RPC) peers (tarpc-peer, tonic-peer) speak their own frameworks' protocols,
+so there are no bytes to compare: each server is driven by its own `--bench` load
+client for a second in two shapes (8 calls multiplexed on 1 connection with 1 KiB;
+4 connections, one 64 KiB call each), which checks the echo lengths, the `measuring`
+line on stderr and the JSON line's fields, and the server must run on one thread.
+netloop's examples/task_server with --pollers 1 and task_client get the same check
+when both are built (skipped otherwise).
 """
 import argparse
 import base64
 import email.utils
 import hashlib
+import json
 import os
 import re
 import socket
@@ -383,6 +393,40 @@ def check_ws(port):
             f"inside); pong; close -> close (payload {payload!r}) + EOF; 4 more connections")
 
 
+TASK_KEYS = ("client", "conns", "concurrency", "size", "tasks", "seconds", "p99_us", "cpu_seconds")
+
+
+def check_task(client, name, proc, port):
+    """Runs `client --bench` against the server on `port` in two shapes."""
+    done = []
+    for conns, concurrency, size in ((1, 8, 1024), (4, 4, 65536)):
+        cmd = client + ["--addr", f"127.0.0.1:{port}", "--conns", str(conns),
+                        "--concurrency", str(concurrency), "--size", str(size), "--duration", "1"]
+        r = subprocess.run(cmd, capture_output=True, timeout=60)
+        out, err = r.stdout.decode(errors="replace"), r.stderr.decode(errors="replace")
+        if r.returncode != 0:
+            raise Fail(f"{' '.join(cmd[1:])}: exit {r.returncode}: {err[:300]!r}")
+        if not any(l.startswith("measuring") for l in err.splitlines()):
+            raise Fail(f"no 'measuring' line on stderr: {err[:300]!r}")
+        lines = [l for l in out.splitlines() if l.strip()]
+        if len(lines) != 1:
+            raise Fail(f"{len(lines)} lines on stdout, not one JSON line: {out[:300]!r}")
+        j = json.loads(lines[0])
+        missing = [k for k in TASK_KEYS if k not in j]
+        if missing:
+            raise Fail(f"JSON line without {missing}: {lines[0]}")
+        want = {"client": name, "conns": conns, "concurrency": concurrency, "size": size}
+        if any(j[k] != v for k, v in want.items()):
+            raise Fail(f"JSON line {lines[0]} does not match {want}")
+        if not (j["tasks"] > 0 and j["seconds"] >= 1 and j["p99_us"] > 0 and j["cpu_seconds"] > 0):
+            raise Fail(f"implausible figures: {lines[0]}")
+        done.append(f"{conns}x{concurrency} {size} B: {j['tasks']} tasks")
+    threads = len(os.listdir(f"/proc/{proc.pid}/task"))
+    if threads != 1:
+        raise Fail(f"the server runs {threads} threads, not 1")
+    return "; ".join(done) + "; server on 1 thread"
+
+
 def start(cmd):
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     line = p.stdout.readline().decode()
@@ -402,6 +446,8 @@ def main():
     ap.add_argument("--ws-echo", default=os.path.join(root, "target", "release", "examples",
                                                       "ws_echo"),
                     help="netloop's ws_echo example (skipped when absent)")
+    ap.add_argument("--task-bin-dir", default=os.path.join(root, "target", "release", "examples"),
+                    help="where netloop's task_server and task_client examples are (skipped when absent)")
     a = ap.parse_args()
     b = lambda n: os.path.join(a.bin_dir, n)
     checks = {"echo": check_echo, "framed": check_framed, "http": check_http, "ws": check_ws}
@@ -425,6 +471,13 @@ def main():
         for threads in ("1", "2"):
             runs.append((f"{peer} x{threads} ws", [b(peer), "--threads", threads], "ws", None))
     runs.append(("netloop ws_echo --pollers 1 ws", [a.ws_echo, "--pollers", "1"], "ws", None))
+    # Task peers: (name, server command, "task", (client command, its "client" name)).
+    for peer, client in (("tarpc-peer", "tarpc"), ("tonic-peer", "tonic")):
+        runs.append((f"{peer} task", [b(peer)], "task", ([b(peer), "--bench"], client)))
+    task_server = os.path.join(a.task_bin_dir, "task_server")
+    task_client = os.path.join(a.task_bin_dir, "task_client")
+    runs.append(("netloop task_server --pollers 1 task", [task_server, "--pollers", "1"], "task",
+                 ([task_client, "--bench"], "netloop")))
     failed = skipped = 0
     for name, cmd, proto, custom in runs:
         if a.only and a.only not in name:
@@ -434,11 +487,18 @@ def main():
             print(f"SKIP {name}: {a.ws_echo} not built "
                   "(cargo build --release --example ws_echo at the repository root)")
             continue
-        proto_args = [] if cmd[0] == a.ws_echo else ["--proto", proto]
+        if proto == "task" and not all(os.path.exists(c) for c in (cmd[0], custom[0][0])):
+            skipped += 1
+            print(f"SKIP {name}: {cmd[0]} or {custom[0][0]} not built")
+            continue
+        proto_args = [] if cmd[0] == a.ws_echo or proto == "task" else ["--proto", proto]
         p = None
         try:
             p, port, line = start(cmd + proto_args + ["--addr", "127.0.0.1:0"])
-            detail = (custom or checks[proto])(port)
+            if proto == "task":
+                detail = check_task(custom[0], custom[1], p, port)
+            else:
+                detail = (custom or checks[proto])(port)
             print(f"PASS {name}: {detail}   [{line}]")
         except Exception as e:  # noqa: BLE001 - report every failure kind
             failed += 1

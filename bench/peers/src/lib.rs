@@ -6,7 +6,9 @@
 //! calls [`framed::complete_prefix`] or [`http::process`], and writes the
 //! produced bytes with one write. The WebSocket peers (`--proto ws`) leave the
 //! protocol to their crates and share only [`ws`] (limits and the tokio
-//! thread-per-listener plumbing).
+//! thread-per-listener plumbing). The task (RPC) echo peers (`tarpc-peer`,
+//! `tonic-peer`) leave the protocol to their frameworks too and share [`rpc`]:
+//! their `--bench` load client.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
@@ -218,6 +220,248 @@ pub mod ws {
             h.join().expect("runtime thread panicked")?;
         }
         Ok(())
+    }
+}
+
+/// What the task (RPC) echo peers share: the current-thread runtime they serve
+/// on, and their `--bench` load client, which runs the closed loops, keeps the
+/// latency histogram, measures its own CPU time and prints the one JSON line
+/// (the contract is in `tarpc-peer`'s module doc). A peer only says how to open
+/// a connection and how to make one echo call on it ([`rpc::Peer`]).
+pub mod rpc {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use hdrhistogram::Histogram;
+
+    use super::{die, Args};
+
+    /// The keys of the `--bench` command line (with `--addr`).
+    pub const BENCH_KEYS: &[&str] = &["addr", "conns", "concurrency", "size", "duration"];
+    /// Largest `--size`: netloop's task server's default payload limit.
+    pub const MAX_SIZE: usize = 16 << 20;
+    /// Opening one connection.
+    const CONNECT_LIMIT: Duration = Duration::from_secs(10);
+    /// How long past the duration a loop may take to get its last reply.
+    const GRACE: Duration = Duration::from_secs(10);
+    /// The histogram's range: 1 ns to 1 hour (longer latencies are clamped).
+    const HIST_MAX_NS: u64 = 3_600_000_000_000;
+
+    /// The current-thread runtime the servers and the load client run on: one
+    /// thread, with the I/O and timer drivers (tarpc keeps per-request
+    /// deadlines, tonic's HTTP/2 server has timers; the client bounds its loops).
+    pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+    }
+
+    /// A framework's client side, as the load client needs it.
+    #[allow(async_fn_in_trait)] // run on one thread (a LocalSet): no Send needed
+    pub trait Peer {
+        /// The `"client"` value of the JSON line.
+        const NAME: &'static str;
+        /// One open connection.
+        type Conn;
+        /// What one closed loop holds to make calls on a connection.
+        type Caller: 'static;
+        /// Opens one connection to `addr` (`HOST:PORT`), ready for calls.
+        async fn connect(addr: &str) -> Result<Self::Conn, String>;
+        /// A handle for one more loop on `conn`.
+        fn caller(conn: &Self::Conn) -> Self::Caller;
+        /// One echo call; returns the length of the reply's bytes.
+        async fn echo(caller: &mut Self::Caller, payload: Bytes) -> Result<usize, String>;
+    }
+
+    /// The `--bench` settings.
+    #[derive(Clone, Debug)]
+    pub struct Bench {
+        pub addr: String,
+        pub conns: usize,
+        pub concurrency: usize,
+        pub size: usize,
+        pub duration: Duration,
+    }
+
+    impl Bench {
+        /// Reads `--addr --conns --concurrency --size --duration` (all required).
+        pub fn from_args(args: &Args, usage: &str) -> Bench {
+            fn number<T: std::str::FromStr>(args: &Args, key: &str, usage: &str) -> T {
+                let v = args
+                    .get(key)
+                    .unwrap_or_else(|| die(usage, &format!("--bench needs --{key}")));
+                v.parse()
+                    .unwrap_or_else(|_| die(usage, &format!("bad --{key} {v:?}")))
+            }
+            let addr = args
+                .get("addr")
+                .unwrap_or_else(|| die(usage, "--bench needs --addr HOST:PORT"))
+                .to_string();
+            let conns: usize = number(args, "conns", usage);
+            let concurrency: usize = number(args, "concurrency", usage);
+            let size: usize = number(args, "size", usage);
+            let duration: f64 = number(args, "duration", usage);
+            if conns == 0 || concurrency < conns {
+                die(
+                    usage,
+                    "--conns must be > 0 and --concurrency at least --conns",
+                );
+            }
+            if size > MAX_SIZE || !(duration > 0.0 && duration <= 3600.0) {
+                die(
+                    usage,
+                    "--size must be at most 16 MiB and --duration in (0, 3600]",
+                );
+            }
+            Bench {
+                addr,
+                conns,
+                concurrency,
+                size,
+                duration: Duration::from_secs_f64(duration),
+            }
+        }
+
+        /// How many of the loops connection `i` carries: `concurrency` spread
+        /// evenly, the first `concurrency % conns` connections one more.
+        pub fn share(&self, i: usize) -> usize {
+            self.concurrency / self.conns + usize::from(i < self.concurrency % self.conns)
+        }
+    }
+
+    /// User + system CPU time of this process (all threads), in seconds.
+    pub fn cpu_seconds() -> f64 {
+        // SAFETY: getrusage only writes the struct it is given.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+        assert_eq!(rc, 0, "getrusage");
+        let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        tv(ru.ru_utime) + tv(ru.ru_stime)
+    }
+
+    /// What one run measured.
+    #[derive(Clone, Debug)]
+    pub struct Outcome {
+        pub tasks: u64,
+        pub seconds: f64,
+        pub p99_us: f64,
+        pub cpu_seconds: f64,
+    }
+
+    impl Outcome {
+        /// The one JSON line of the contract.
+        pub fn json(&self, client: &str, b: &Bench) -> String {
+            format!(
+                "{{\"client\":\"{client}\",\"conns\":{},\"concurrency\":{},\"size\":{},\"tasks\":{},\"seconds\":{:.3},\"p99_us\":{:.1},\"cpu_seconds\":{:.4}}}",
+                b.conns, b.concurrency, b.size, self.tasks, self.seconds, self.p99_us, self.cpu_seconds
+            )
+        }
+    }
+
+    /// The load client: opens `conns` connections one after the other, then
+    /// (the measured period) runs `concurrency` closed loops spread over them,
+    /// each sending `size` bytes, awaiting the echo, checking its length and
+    /// recording the latency, until `duration` has passed (the call in flight
+    /// then is finished and counted). All on one thread: a current-thread
+    /// runtime and a `LocalSet`, one task per loop, one shared histogram.
+    /// Prints `measuring: ...` on stderr when the measured period starts, and
+    /// the JSON line on stdout at the end. Any failure (a connection, a call,
+    /// a wrong length, no reply by the duration + 10 s) is an error: no JSON.
+    pub fn run<P: Peer>(b: &Bench) -> Result<Outcome, String> {
+        let rt = runtime().map_err(|e| format!("runtime: {e}"))?;
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, measure::<P>(b))
+    }
+
+    async fn measure<P: Peer>(b: &Bench) -> Result<Outcome, String> {
+        let mut conns = Vec::with_capacity(b.conns);
+        for i in 0..b.conns {
+            let conn = tokio::time::timeout(CONNECT_LIMIT, P::connect(&b.addr))
+                .await
+                .map_err(|_| {
+                    format!(
+                        "connection {i} to {}: not open within {CONNECT_LIMIT:?}",
+                        b.addr
+                    )
+                })?
+                .map_err(|e| format!("connection {i} to {}: {e}", b.addr))?;
+            conns.push(conn);
+        }
+        let hist = Rc::new(RefCell::new(
+            Histogram::<u64>::new_with_bounds(1, HIST_MAX_NS, 3).expect("histogram bounds"),
+        ));
+        let payload = Bytes::from(vec![0x5a; b.size]);
+        let size = b.size;
+
+        eprintln!(
+            "measuring: {} connection(s) open, {} loop(s), {:?}",
+            b.conns, b.concurrency, b.duration
+        );
+        let cpu0 = cpu_seconds();
+        let t0 = Instant::now();
+        let until = t0 + b.duration;
+        let limit = tokio::time::Instant::from_std(until + GRACE);
+        let mut loops = tokio::task::JoinSet::new();
+        for (i, conn) in conns.iter().enumerate() {
+            for _ in 0..b.share(i) {
+                let mut caller = P::caller(conn);
+                let (hist, payload) = (hist.clone(), payload.clone());
+                loops.spawn_local(async move {
+                    let closed_loop = async {
+                        let mut n = 0u64;
+                        while Instant::now() < until {
+                            let sent = Instant::now();
+                            let len = P::echo(&mut caller, payload.clone()).await?;
+                            let ns = sent.elapsed().as_nanos();
+                            if len != size {
+                                return Err(format!(
+                                    "a reply of {len} bytes to a request of {size}"
+                                ));
+                            }
+                            hist.borrow_mut()
+                                .saturating_record(u64::try_from(ns).unwrap_or(u64::MAX));
+                            n += 1;
+                        }
+                        Ok(n)
+                    };
+                    tokio::time::timeout_at(limit, closed_loop)
+                        .await
+                        .unwrap_or_else(|_| Err("no reply within the duration + 10 s".into()))
+                });
+            }
+        }
+        let mut tasks = 0u64;
+        let mut failure = None;
+        while let Some(r) = loops.join_next().await {
+            match r.map_err(|e| format!("a loop failed: {e}")).and_then(|r| r) {
+                Ok(n) => tasks += n,
+                Err(e) => {
+                    if failure.is_none() {
+                        failure = Some(e);
+                        loops.abort_all();
+                    }
+                }
+            }
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        let cpu_seconds = cpu_seconds() - cpu0;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if tasks == 0 {
+            return Err("no call completed".into());
+        }
+        let p99_us = hist.borrow().value_at_quantile(0.99) as f64 / 1000.0;
+        drop(conns);
+        Ok(Outcome {
+            tasks,
+            seconds,
+            p99_us,
+            cpu_seconds,
+        })
     }
 }
 
@@ -443,6 +687,35 @@ pub mod http {
 #[cfg(test)]
 mod tests {
     use bytes::BytesMut;
+
+    #[test]
+    fn rpc_share_and_json() {
+        use super::rpc::{Bench, Outcome};
+        let b = |conns, concurrency| Bench {
+            addr: "127.0.0.1:1".into(),
+            conns,
+            concurrency,
+            size: 1024,
+            duration: std::time::Duration::from_secs(5),
+        };
+        assert_eq!(b(1, 100).share(0), 100);
+        assert!((0..100).all(|i| b(100, 100).share(i) == 1));
+        let uneven = b(3, 100);
+        assert_eq!(
+            (0..3).map(|i| uneven.share(i)).collect::<Vec<_>>(),
+            [34, 33, 33]
+        );
+        let out = Outcome {
+            tasks: 12,
+            seconds: 5.0004,
+            p99_us: 123.45,
+            cpu_seconds: 1.5,
+        };
+        assert_eq!(
+            out.json("tarpc", &b(1, 100)),
+            r#"{"client":"tarpc","conns":1,"concurrency":100,"size":1024,"tasks":12,"seconds":5.000,"p99_us":123.5,"cpu_seconds":1.5000}"#
+        );
+    }
 
     #[test]
     fn framed_prefix() {
