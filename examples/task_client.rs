@@ -11,7 +11,8 @@
 //! ```
 //! `--concurrency` echo tasks in flight in total, spread over `--conns` connections,
 //! each in a closed loop (submit, wait for the reply, check its length, again) for
-//! `--duration` seconds once every connection is up; then one line of JSON:
+//! `--duration` seconds once every connection is up (a `measuring` line on stderr says
+//! when that is); then one line of JSON:
 //! `{"client":"netloop","conns":C,"concurrency":N,"size":S,"tasks":T,"seconds":X,
 //! "p99_us":P,"cpu_seconds":Y}`, `cpu_seconds` being this process's user and system
 //! CPU time over the measured `seconds`.
@@ -129,6 +130,8 @@ fn bench(runtime: &netloop::ServerHandle, args: &Args) -> Result<(), Box<dyn std
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
+    // scripts/task_bench.sh attaches perf to the server when it sees this.
+    eprintln!("measuring: {} connections open", clients.len());
     let (c0, t0) = (cpu_seconds(), Instant::now());
     measuring.store(true, Ordering::Relaxed);
     std::thread::sleep(Duration::from_secs(args.duration));

@@ -1,6 +1,7 @@
 //! A task server (`PROTOCOL.md`) with three task codes:
 //!
-//! * 1, echo: the payload back.
+//! * 1, echo: the payload back (on a worker; with `--inline-echo`, on the connection's
+//!   turn).
 //! * 2, sleep: the payload is a little-endian `u32` of milliseconds; the run function
 //!   sleeps that long in steps of its cancellation token, so a CANCEL ends it at once.
 //! * 3, stream: the payload is a little-endian `u64` byte count; the output is that
@@ -29,6 +30,10 @@ struct Args {
     /// Run-function worker threads (default: one per CPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// Run the echo inline, on the connection's turn (`Task::run_inline`), instead of
+    /// on a worker.
+    #[arg(long)]
+    inline_echo: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -43,9 +48,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config = config.workers(n);
     }
     let tasks = TaskServer::new(config);
-    tasks.register(1, "echo", |req| {
+    let inline = args.inline_echo;
+    tasks.register(1, "echo", move |req| {
         let payload = req.payload().clone();
-        Ok(Task::run(move |_| Ok(Output::Bytes(payload))))
+        let run = move |_: &netloop::task::RunContext| Ok(Output::Bytes(payload));
+        Ok(if inline {
+            Task::run_inline(run)
+        } else {
+            Task::run(run)
+        })
     })?;
     tasks.register(2, "sleep", |req| {
         let ms: [u8; 4] = req.payload()[..].try_into().map_err(|_| {

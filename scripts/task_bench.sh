@@ -9,6 +9,7 @@
 # Every run starts a fresh server on one thread pinned to CPU 0, and its own load client
 # pinned to CPU 1:
 #   netloop  target/release/examples/task_server --addr 127.0.0.1:0 --pollers 1
+#   netloop-inline  the same with --inline-echo (the echo runs on the connection's turn)
 #            target/release/examples/task_client --bench ...
 #   tarpc    bench/peers/target/release/tarpc-peer --addr 127.0.0.1:0   (client: --bench)
 #   tonic    bench/peers/target/release/tonic-peer --addr 127.0.0.1:0   (client: --bench)
@@ -39,7 +40,7 @@ usage() {
     sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
 }
 
-ALL_SERVERS=(netloop tarpc tonic)
+ALL_SERVERS=(netloop netloop-inline tarpc tonic)
 ALL_SHAPES=(mux conns)
 SERVERS=("${ALL_SERVERS[@]}")
 SHAPES=("${ALL_SHAPES[@]}")
@@ -85,13 +86,13 @@ if ! command -v perf >/dev/null ||
 fi
 
 # lib.sh builds all examples unless told not to; only netloop's runs need them.
-[[ " ${SERVERS[*]} " == *" netloop "* ]] || export LIB_NO_EXAMPLES=1
+[[ " ${SERVERS[*]} " == *" netloop"* ]] || export LIB_NO_EXAMPLES=1
 # shellcheck source=scripts/lib.sh
 source "$(dirname "$0")/lib.sh"
 PEERS=bench/peers/target/release
 peer_bins=()
 for s in "${SERVERS[@]}"; do
-    [[ $s == netloop ]] || peer_bins+=(--bin "$s-peer")
+    [[ $s == netloop* ]] || peer_bins+=(--bin "$s-peer")
 done
 if ((${#peer_bins[@]})); then
     cargo build --release --manifest-path bench/peers/Cargo.toml "${peer_bins[@]}"
@@ -103,6 +104,13 @@ commands() {
     case $1 in
         netloop)
             server_cmd=("$BIN/task_server" --addr 127.0.0.1:0 --pollers 1)
+            client_cmd=("$BIN/task_client" --bench)
+            listen_name=task_server
+            ;;
+        netloop-inline)
+            # The echo as an inline run function (Task::run_inline): on the
+            # connection's turn, no hand-off to a worker and back.
+            server_cmd=("$BIN/task_server" --addr 127.0.0.1:0 --pollers 1 --inline-echo)
             client_cmd=("$BIN/task_client" --bench)
             listen_name=task_server
             ;;
@@ -267,7 +275,7 @@ from bench_report import machine, median
 runs_path, out, rounds, dur, size = sys.argv[1:]
 runs = [json.loads(l) for l in open(runs_path) if l.strip()]
 SHAPES = {"mux": "100 tasks in flight on 1 connection", "conns": "100 connections, 1 task in flight each"}
-SERVERS = ["netloop", "tarpc", "tonic"]
+SERVERS = ["netloop", "netloop-inline", "tarpc", "tonic"]
 METRICS = ["tasks_per_s", "p99_us", "cpu_us_per_task", "syscalls_per_task", "server_cpu_pct", "load_cpu_pct",
            "other_cpu_pct"]
 summary = {}
@@ -289,7 +297,7 @@ def ratio(shape, a, b):
     return round(x["cpu_us_per_task"] / y["cpu_us_per_task"], 3) if x and y and y["cpu_us_per_task"] else None
 
 
-ratios = {shape: {"netloop/tonic": ratio(shape, "netloop", "tonic"), "netloop/tarpc": ratio(shape, "netloop", "tarpc")}
+ratios = {shape: {f"{a}/{b}": ratio(shape, a, b) for a in ("netloop", "netloop-inline") for b in ("tonic", "tarpc")}
           for shape in summary}
 report = {
     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

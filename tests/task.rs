@@ -27,6 +27,9 @@ const CODED: u32 = 4;
 const FAILS: u32 = 5;
 const BAD_TASK_FN: u32 = 6;
 const DONE: u32 = 7;
+const INLINE_ECHO: u32 = 9;
+const INLINE_CODED: u32 = 10;
+const INLINE_FAILS: u32 = 11;
 
 /// A server with the test's task codes; `produced` counts stream chunks made.
 fn tasks(config: TaskConfig, produced: Arc<AtomicU64>) -> TaskServer {
@@ -76,6 +79,19 @@ fn tasks(config: TaskConfig, produced: Arc<AtomicU64>) -> TaskServer {
     s.register(BAD_TASK_FN, "bad", |_| Err(TaskError("no".into())))
         .unwrap();
     s.register(DONE, "done", |_| Ok(Task::done())).unwrap();
+    s.register(INLINE_ECHO, "inline echo", |req| {
+        let p = req.payload().clone();
+        Ok(Task::run_inline(move |_| Ok(Output::Bytes(p))))
+    })
+    .unwrap();
+    s.register(INLINE_CODED, "inline coded", |_| {
+        Ok(Task::run_inline(|_| Err(RunError::Code(7))))
+    })
+    .unwrap();
+    s.register(INLINE_FAILS, "inline fails", |_| {
+        Ok(Task::run_inline(|_| Err(RunError::Failed("inline".into()))))
+    })
+    .unwrap();
     s
 }
 
@@ -277,7 +293,7 @@ fn replies_come_in_any_order_and_cancels_end_tasks_once() {
 #[test]
 fn serious_failures_drop_the_client_with_their_reason() {
     let f = fixture(TaskConfig::default());
-    for (code, reason) in [(BAD_TASK_FN, 3u8), (FAILS, 4)] {
+    for (code, reason) in [(BAD_TASK_FN, 3u8), (FAILS, 4), (INLINE_FAILS, 4)] {
         let c = f.client(ByteOrder::Big);
         let slow = c.submit(SLEEP, ms(60_000)).unwrap();
         let err = c.call(code, Bytes::new(), T).unwrap_err();
@@ -293,7 +309,7 @@ fn serious_failures_drop_the_client_with_their_reason() {
     assert!(eventually(
         || f.tasks.num_clients() == 0 && f.tasks.running_tasks() == 0
     ));
-    assert_eq!(f.tasks.metrics().failures.get(), 2);
+    assert_eq!(f.tasks.metrics().failures.get(), 3);
 }
 
 #[test]

@@ -549,6 +549,66 @@ impl TaskServer {
             return write(conn, order, &ServerFrame::End(id));
         };
         let cancel = CancelToken::new();
+        if task.inline {
+            let outcome = run::call(client, id, run, &cancel);
+            let outcome = match outcome {
+                Ok(Ok(Output::Empty)) => {
+                    client.metrics().ok.inc();
+                    write(conn, order, &ServerFrame::Ok(id));
+                    return write(conn, order, &ServerFrame::End(id));
+                }
+                Ok(Ok(Output::Bytes(b))) if b.len() <= codec::MAX_CHUNK => {
+                    client.metrics().ok.inc();
+                    let out = conn.output().buf_mut();
+                    ServerFrame::Ok(id).write(out, order);
+                    if !b.is_empty() {
+                        codec::write_data_header(out, order, id, b.len());
+                        if b.len() <= 4096 {
+                            out.extend_from_slice(&b);
+                        } else {
+                            conn.output().write_bytes(b);
+                        }
+                    }
+                    return write(conn, order, &ServerFrame::End(id));
+                }
+                Ok(Err(RunError::Code(code))) => {
+                    client.metrics().errors.inc();
+                    return write(conn, order, &ServerFrame::Error(id, code));
+                }
+                Ok(Err(RunError::Failed(why))) => {
+                    client.metrics().failures.inc();
+                    return self.fail(st, conn, reason::RUN_FUNCTION_FAILED, &why);
+                }
+                Err(_) => {
+                    client.metrics().failures.inc();
+                    return self.fail(
+                        st,
+                        conn,
+                        reason::RUN_FUNCTION_FAILED,
+                        "the run function panicked",
+                    );
+                }
+                // A long output goes out from a worker, paced by the output mark.
+                other => other,
+            };
+            self.inner.live_tasks.fetch_add(1, Ordering::AcqRel);
+            client.assign(
+                TaskMetadata {
+                    id,
+                    code,
+                    name,
+                    received: SystemTime::now(),
+                    payload_len: len,
+                },
+                task.data,
+                cancel.clone(),
+            );
+            let c = client.clone();
+            return self
+                .inner
+                .pool
+                .execute(Box::new(move || run::reply(c, id, outcome, cancel)));
+        }
         let meta = TaskMetadata {
             id,
             code,

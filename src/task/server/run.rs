@@ -26,17 +26,30 @@ enum Stop {
 /// Runs task `id` and sends its reply; the task's entry is released before the
 /// terminal frame goes out, so the client may reuse the id as soon as it sees it.
 pub(crate) fn run(client: Client, id: TaskId, f: RunFn, cancel: CancelToken) {
-    let order = client.shared.order;
-    let write_timeout = client.shared.write_timeout;
     if cancel.is_cancelled() || client.shared.is_failed() {
         return terminal(&client, id, ServerFrame::Cancelled(id));
     }
+    let outcome = call(&client, id, f, &cancel);
+    reply(client, id, outcome, cancel);
+}
+
+/// What a run function returned (`Err` if it panicked).
+pub(crate) type Outcome = std::thread::Result<Result<Output, RunError>>;
+
+/// Calls a run function.
+pub(crate) fn call(client: &Client, id: TaskId, f: RunFn, cancel: &CancelToken) -> Outcome {
     let ctx = RunContext {
         id,
         cancel: cancel.clone(),
         client: client.clone(),
     };
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&ctx)));
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&ctx)))
+}
+
+/// Sends a run function's reply (from a worker: paced by the output mark).
+pub(crate) fn reply(client: Client, id: TaskId, outcome: Outcome, cancel: CancelToken) {
+    let order = client.shared.order;
+    let write_timeout = client.shared.write_timeout;
     let output = match outcome {
         Err(_) => return fail(&client, id, "the run function panicked".into()),
         Ok(Err(RunError::Failed(why))) => return fail(&client, id, why),

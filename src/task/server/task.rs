@@ -77,6 +77,8 @@ pub type RunFn = Box<dyn FnOnce(&RunContext) -> Result<Output, RunError> + Send>
 pub struct Task {
     pub(crate) run: Option<RunFn>,
     pub(crate) data: Option<RunData>,
+    /// Run on the connection's turn rather than on a worker.
+    pub(crate) inline: bool,
 }
 
 impl fmt::Debug for Task {
@@ -84,6 +86,7 @@ impl fmt::Debug for Task {
         f.debug_struct("Task")
             .field("run", &self.run.is_some())
             .field("data", &self.data.is_some())
+            .field("inline", &self.inline)
             .finish()
     }
 }
@@ -97,6 +100,23 @@ impl Task {
         Task {
             run: Some(Box::new(run)),
             data: None,
+            inline: false,
+        }
+    }
+
+    /// A task whose run function is quick and never blocks (an echo, a lookup in
+    /// memory): it runs at once on the connection's turn, and a reply of up to 64 KiB
+    /// (or an error) is written straight into the connection's output, with no hand-off
+    /// to a worker and back. It still gets its cancellation token and task id; it does
+    /// not run concurrently with the connection's next task function. A longer output
+    /// (a reader, a stream, more than 64 KiB) is sent from a worker as usual.
+    pub fn run_inline<F>(run: F) -> Task
+    where
+        F: FnOnce(&RunContext) -> Result<Output, RunError> + Send + 'static,
+    {
+        Task {
+            inline: true,
+            ..Task::run(run)
         }
     }
 
@@ -105,6 +125,7 @@ impl Task {
         Task {
             run: None,
             data: None,
+            inline: false,
         }
     }
 
