@@ -10,15 +10,14 @@
 //! task_client --bench --addr 127.0.0.1:7100 --conns 1 --concurrency 100 --size 1024 --duration 5
 //! ```
 //! `--concurrency` echo tasks in flight in total, spread over `--conns` connections,
-//! each in a closed loop (submit, wait for the reply, check its length, again) for
+//! each slot in a closed loop (submit, wait for the reply, check its length, again; one
+//! thread keeps them all going) for
 //! `--duration` seconds once every connection is up (a `measuring` line on stderr says
 //! when that is); then one line of JSON:
 //! `{"client":"netloop","conns":C,"concurrency":N,"size":S,"tasks":T,"seconds":X,
 //! "p99_us":P,"cpu_seconds":Y}`, `cpu_seconds` being this process's user and system
 //! CPU time over the measured `seconds`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -96,56 +95,48 @@ fn bench(runtime: &netloop::ServerHandle, args: &Args) -> Result<(), Box<dyn std
         })
         .collect::<Result<Vec<_>, _>>()?;
     let payload = Bytes::from(vec![0x42u8; args.size]);
-    let done = Arc::new(AtomicU64::new(0));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let latencies = Arc::new(Mutex::new(Vec::<u64>::new()));
-    let workers: Vec<_> = (0..args.concurrency.max(1))
-        .map(|i| {
-            let client = clients[i % clients.len()].clone();
-            let (payload, done, measuring, stop, latencies) = (
-                payload.clone(),
-                done.clone(),
-                measuring.clone(),
-                stop.clone(),
-                latencies.clone(),
-            );
-            let size = args.size;
-            std::thread::spawn(move || -> Result<(), ClientError> {
-                let mut mine = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let t = Instant::now();
-                    let reply = client.call(1, payload.clone(), Duration::from_secs(10))?;
-                    if reply.len() != size {
-                        return Err(ClientError::Protocol(format!("{} bytes back", reply.len())));
-                    }
-                    if measuring.load(Ordering::Relaxed) {
-                        mine.push(t.elapsed().as_micros() as u64);
-                        done.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                latencies.lock().unwrap().extend(mine);
-                Ok(())
-            })
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
+    // One thread keeps every task in flight: the oldest reply is waited for, then its
+    // slot's next task submitted on the same connection (replies come back in about the
+    // order sent, so waiting on the oldest does not hold the others up). A thread per
+    // task would measure the client's context switches more than the server.
+    let n = args.concurrency.max(1);
+    let mut flight = std::collections::VecDeque::with_capacity(n);
+    for i in 0..n {
+        let c = i % clients.len();
+        flight.push_back((c, Instant::now(), clients[c].submit(1, payload.clone())?));
+    }
+    let warmup = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < warmup {
+        let (c, _, p) = flight.pop_front().expect("n in flight");
+        check(p.wait(Duration::from_secs(10))?, args.size)?;
+        flight.push_back((c, Instant::now(), clients[c].submit(1, payload.clone())?));
+    }
     // scripts/task_bench.sh attaches perf to the server when it sees this.
     eprintln!("measuring: {} connections open", clients.len());
     let (c0, t0) = (cpu_seconds(), Instant::now());
-    measuring.store(true, Ordering::Relaxed);
-    std::thread::sleep(Duration::from_secs(args.duration));
-    measuring.store(false, Ordering::Relaxed);
-    let (c1, seconds) = (cpu_seconds(), t0.elapsed().as_secs_f64());
-    let tasks = done.load(Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().expect("a load thread")?;
+    let end = t0 + Duration::from_secs(args.duration);
+    let mut latencies = Vec::with_capacity(1 << 20);
+    let mut tasks = 0u64;
+    loop {
+        let (c, sent, p) = flight.pop_front().expect("n in flight");
+        check(p.wait(Duration::from_secs(10))?, args.size)?;
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        if sent >= t0 {
+            latencies.push(now.duration_since(sent).as_micros() as u64);
+            tasks += 1;
+        }
+        flight.push_back((c, Instant::now(), clients[c].submit(1, payload.clone())?));
     }
-    let mut lat = std::mem::take(&mut *latencies.lock().unwrap());
-    lat.sort_unstable();
-    let p99 = lat
-        .get(lat.len().saturating_sub(1) * 99 / 100)
+    let (c1, seconds) = (cpu_seconds(), t0.elapsed().as_secs_f64());
+    for (_, _, p) in flight {
+        check(p.wait(Duration::from_secs(10))?, args.size)?;
+    }
+    latencies.sort_unstable();
+    let p99 = latencies
+        .get(latencies.len().saturating_sub(1) * 99 / 100)
         .copied()
         .unwrap_or(0);
     println!(
@@ -159,6 +150,18 @@ fn bench(runtime: &netloop::ServerHandle, args: &Args) -> Result<(), Box<dyn std
         c.goodbye();
     }
     Ok(())
+}
+
+/// An echo's reply has the length sent.
+fn check(reply: Bytes, size: usize) -> Result<(), ClientError> {
+    if reply.len() == size {
+        Ok(())
+    } else {
+        Err(ClientError::Protocol(format!(
+            "{} bytes back, {size} sent",
+            reply.len()
+        )))
+    }
 }
 
 /// This process's user + system CPU time so far.
