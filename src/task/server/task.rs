@@ -20,7 +20,7 @@ pub type TaskId = u32;
 pub type RunData = Arc<dyn Any + Send + Sync>;
 
 /// The server's arguments, passed to every task function
-/// ([`TaskServer::args`](super::TaskServer::args)).
+/// ([`TaskServer::with_args`](super::TaskServer::with_args)).
 pub type Args = Arc<dyn Any + Send + Sync>;
 
 /// A TASK, as its task function sees it.
