@@ -163,6 +163,8 @@ mod sys;
 pub mod task;
 pub mod testing;
 mod timer;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod transport;
 #[cfg(any(feature = "ws", feature = "task"))]
 mod workers;

@@ -48,6 +48,11 @@ impl Session {
     }
 
     /// Runs `on_close` (if `on_connect` completed) and drops everything.
+    /// Whether `on_connect` has run (the handler has state to close).
+    pub(crate) fn opened(&self) -> bool {
+        self.behaviour.opened()
+    }
+
     pub(crate) fn close(self: Box<Self>, reason: CloseReason) {
         let Session { conn, behaviour } = *self;
         drop(conn);
@@ -84,6 +89,7 @@ pub(crate) trait Behaviour: Send {
     fn wake(&mut self, conn: &mut Conn);
     fn drain(&mut self, conn: &mut Conn);
     fn close(self: Box<Self>, reason: CloseReason);
+    fn opened(&self) -> bool;
     fn hooks(&self) -> Arc<dyn Hooks>;
 }
 
@@ -166,6 +172,10 @@ impl<H: Handler> Behaviour for Typed<H> {
         if let Some(state) = state {
             handler.on_close(state, reason);
         }
+    }
+
+    fn opened(&self) -> bool {
+        self.state.is_some()
     }
 
     fn hooks(&self) -> Arc<dyn Hooks> {

@@ -52,6 +52,7 @@
 //! # let _ = server;
 //! ```
 
+use std::any::Any;
 use std::io;
 use std::sync::Arc;
 
@@ -104,6 +105,21 @@ pub trait Transport: Send + 'static {
     fn close(&mut self, wire: &mut Output) {
         let _ = wire;
     }
+
+    /// Whether the peer ended its side inside the protocol (TLS's `close_notify`):
+    /// the connection then treats it as end-of-file, stops reading, sends what is
+    /// queued and closes with [`CloseReason::PeerClosed`](crate::CloseReason::PeerClosed).
+    /// Default: never.
+    fn peer_closed(&self) -> bool {
+        false
+    }
+
+    /// What the transport negotiated, for handlers to inspect through
+    /// [`Conn::transport_info`](crate::Conn::transport_info) (TLS gives a
+    /// `netloop::tls::TlsInfo` once its handshake is done). Default: nothing.
+    fn info(&self) -> Option<&dyn Any> {
+        None
+    }
 }
 
 /// Makes the [`Transport`] of each new connection: given to
@@ -112,3 +128,8 @@ pub trait Transport: Send + 'static {
 /// (accepted ones are closed at once, dialed ones fail with it).
 pub type TransportFactory =
     Arc<dyn Fn(&ConnInfo) -> io::Result<Box<dyn Transport>> + Send + Sync + 'static>;
+
+/// The transports of a server's accepted connections: `Ok(None)` is plain TCP (a
+/// listener without TLS on a server where others have it).
+pub(crate) type ListenerTransports =
+    Arc<dyn Fn(&ConnInfo) -> io::Result<Option<Box<dyn Transport>>> + Send + Sync + 'static>;

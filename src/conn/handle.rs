@@ -60,6 +60,9 @@ pub(crate) struct ConnShared {
     /// resolved (peer) and connected (local).
     peer: OnceLock<Addr>,
     local: OnceLock<Addr>,
+    /// Why the transport failed, in words (a TLS certificate the peer could not
+    /// verify, say), once it has.
+    transport_error: OnceLock<String>,
     flags: AtomicU8,
     /// Output queued by the poller but not yet sent, published for the high-water check.
     output_pending: AtomicUsize,
@@ -128,6 +131,7 @@ impl ConnShared {
             poller: remote.index,
             peer: cell(peer),
             local: cell(local),
+            transport_error: OnceLock::new(),
             flags: AtomicU8::new(0),
             output_pending: AtomicUsize::new(0),
             outbox: Mutex::new(Outbox::default()),
@@ -166,6 +170,16 @@ impl ConnShared {
         if let Some(local) = local {
             let _ = self.local.set(local);
         }
+    }
+
+    /// Why the transport failed, if it has.
+    pub(crate) fn transport_error(&self) -> Option<&str> {
+        self.transport_error.get().map(String::as_str)
+    }
+
+    /// Publishes why the transport failed (the first failure only).
+    pub(crate) fn set_transport_error(&self, message: String) {
+        let _ = self.transport_error.set(message);
     }
 
     fn has(&self, f: u8) -> bool {
@@ -593,6 +607,15 @@ impl ConnHandle {
     /// The local end's address; `None` for a dialed connection not yet connected.
     pub fn local_addr(&self) -> Option<&Addr> {
         self.shared.local()
+    }
+
+    /// Why the connection's transport failed, in its own words, once it has: for TLS,
+    /// rustls' description of the alert, certificate or protocol error (an untrusted
+    /// certificate, a server name it is not valid for, bytes that are not TLS). The
+    /// connection closed with [`CloseReason::Error`](crate::CloseReason::Error), whose
+    /// kind alone does not say this. `None` while it has not failed, and for plain TCP.
+    pub fn transport_error(&self) -> Option<&str> {
+        self.shared.transport_error.get().map(String::as_str)
     }
 
     /// `false` once the peer has hung up or the connection is closing.

@@ -30,6 +30,10 @@ pub(crate) struct Link {
     /// The transport could not decode the peer's bytes: what it queued in reply is sent,
     /// then the connection closes with it.
     pub(crate) decode_error: Option<io::ErrorKind>,
+    /// What the transport said when it failed (decoding or encoding), in words, until
+    /// the connection publishes it on its handle
+    /// ([`ConnHandle::transport_error`](crate::ConnHandle::transport_error)).
+    pub(crate) failure: Option<String>,
 }
 
 /// A transport and its two wire buffers.
@@ -59,6 +63,7 @@ impl Link {
             layer: None,
             write_error: None,
             decode_error: None,
+            failure: None,
         };
         if let Some(t) = transport {
             link.set_transport(t);
@@ -68,6 +73,19 @@ impl Link {
 
     pub(crate) fn fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// Whether the transport saw the peer end its side inside the protocol (TLS's
+    /// `close_notify`): the connection treats it as end-of-file.
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.layer
+            .as_ref()
+            .is_some_and(|l| l.transport.peer_closed())
+    }
+
+    /// What the transport negotiated ([`Transport::info`]).
+    pub(crate) fn info(&self) -> Option<&dyn std::any::Any> {
+        self.layer.as_ref().and_then(|l| l.transport.info())
     }
 
     /// Whether the transport's handshake is done (plain TCP: always).
@@ -101,6 +119,7 @@ impl Link {
                 {
                     tracing::debug!(error = %e, "transport cannot decode the peer's bytes");
                     self.decode_error.get_or_insert(e.kind());
+                    self.failure.get_or_insert_with(|| e.to_string());
                 }
                 if input.buf.len() > before {
                     input.appended();
@@ -140,6 +159,7 @@ impl Link {
                     if let Err(e) = l.transport.encode(output, &mut l.wire_out) {
                         tracing::debug!(error = %e, "transport cannot encode the output");
                         self.write_error = Some(e.kind());
+                        self.failure.get_or_insert_with(|| e.to_string());
                     }
                 }
                 &mut l.wire_out
@@ -178,9 +198,13 @@ impl Link {
     }
 
     /// The connection is closing gracefully or shutting its write side: the transport
-    /// queues its closing message, once. Returns whether it queued anything (to be sent
+    /// encodes what is still queued in `output`, then queues its closing message, once. Returns whether it queued anything (to be sent
     /// before the socket's write side closes).
-    pub(crate) fn close_transport(&mut self) -> bool {
+    pub(crate) fn close_transport(&mut self, output: &mut Output) -> bool {
+        // What the handler queued goes before the closing message.
+        if self.layer.as_ref().is_some_and(|l| !l.closed) {
+            self.wire(output);
+        }
         match self.layer.as_mut() {
             Some(l) if !l.closed => {
                 l.closed = true;

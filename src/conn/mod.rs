@@ -199,6 +199,21 @@ impl Conn {
         self.link.flush(&mut self.output)
     }
 
+    /// What the connection's [`Transport`](crate::transport::Transport) negotiated, if
+    /// it reports a `T` ([`Transport::info`](crate::transport::Transport::info)); `None`
+    /// for plain TCP.
+    pub fn transport_info<T: std::any::Any>(&self) -> Option<&T> {
+        self.link.info().and_then(|i| i.downcast_ref::<T>())
+    }
+
+    /// The TLS session of a connection served or dialed over TLS: protocol version,
+    /// cipher suite, ALPN protocol, the server name the client asked for (SNI), the
+    /// peer's certificates. `None` for plain TCP.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsInfo> {
+        self.transport_info::<crate::tls::TlsInfo>()
+    }
+
     /// The connection's id, unique within the process.
     pub fn id(&self) -> u64 {
         self.shared.id

@@ -118,6 +118,37 @@ impl Dialer {
         self
     }
 
+    /// Speaks TLS on the dialed connections: the handshake runs once each is connected
+    /// (bounded by the runtime's [`handshake_timeout`](crate::Builder::handshake_timeout)),
+    /// and the server's certificate must be valid for `server_name` (a DNS name or an IP
+    /// address) and chain to `config`'s roots
+    /// ([`tls::client_config`](crate::tls::client_config)). An untrusted certificate or
+    /// a name mismatch closes the connection with
+    /// [`CloseReason::Error`](crate::CloseReason::Error)`(InvalidData)`, and
+    /// [`ConnHandle::transport_error`](crate::ConnHandle::transport_error) says which; a
+    /// `server_name` that is neither a DNS name nor an address fails the dial with
+    /// `InvalidInput`. Replaces any [`transport`](Dialer::transport).
+    #[cfg(feature = "tls")]
+    pub fn tls(
+        self,
+        config: impl Into<Arc<rustls::ClientConfig>>,
+        server_name: impl AsRef<str>,
+    ) -> Dialer {
+        let config = config.into();
+        let name = server_name.as_ref().to_owned();
+        let parsed = rustls::pki_types::ServerName::try_from(name.clone());
+        self.transport(move |_info: &ConnInfo| match &parsed {
+            Ok(server_name) => Ok(Box::new(crate::tls::TlsTransport::client(
+                config.clone(),
+                server_name.clone(),
+            )?) as Box<dyn Transport>),
+            Err(e) => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("TLS server name {name:?}: {e}"),
+            )),
+        })
+    }
+
     /// Opens a connection to `target`, driven by `handler` exactly like an accepted
     /// connection (`on_prepare` is not called). Returns at once, with the connection's
     /// handle: sends queue until it is connected. `on_connect` runs once it is, or

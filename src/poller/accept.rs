@@ -198,7 +198,7 @@ impl Poller {
         let transport = match &self.config.transport {
             None => None,
             Some(make) => match make(&info) {
-                Ok(t) => Some(t),
+                Ok(t) => t,
                 Err(e) => {
                     bump(&counters.rejected, 1);
                     tracing::debug!(peer = %info.peer_addr, error = %e, "connection rejected: no transport");

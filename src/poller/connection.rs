@@ -85,6 +85,7 @@ impl Poller {
             reported: Gauges::default(),
             timers,
             dialing: None,
+            dialed: phase == Phase::Connecting,
             fresh: false,
         });
         let counters = &self.remote.counters;
@@ -180,7 +181,13 @@ impl Poller {
                     Holder::Home(session) => {
                         let conn = &mut session.conn;
                         conn.link.received(&mut conn.input);
-                        self.advance(index);
+                        if conn.link.peer_closed() {
+                            // The peer ended inside the transport (close_notify): what it
+                            // sent before is delivered, then it is end-of-file.
+                            self.peer_gone(index, None);
+                        } else {
+                            self.advance(index);
+                        }
                     }
                     Holder::Away(_) => {
                         self.want_back(index);
@@ -296,11 +303,16 @@ impl Poller {
             let conn = &mut session.conn;
             conn.link.absorb(&mut conn.input, &mut incoming);
         }
+        let transport_ended = slot.session().is_some_and(|s| s.conn.link.peer_closed());
         if incoming.capacity() > 0 {
             self.pool.put(&mut incoming);
         }
         self.apply_outcome(index, outcome);
-        self.advance(index);
+        if transport_ended && self.slab[index].reading != Reading::Ended {
+            self.peer_gone(index, None);
+        } else {
+            self.advance(index);
+        }
     }
 
     /// What a finished run means for the slot.
@@ -529,11 +541,45 @@ impl Poller {
             shared,
             holder,
             reported,
+            dialed,
+            hooks,
             ..
         } = slot;
         let Holder::Home(mut session) = holder else {
             unreachable!("closing a connection whose handler is away");
         };
+        if dialed && !session.opened() {
+            // Connected, but its transport's handshake never finished: to the handler
+            // the dial failed.
+            self.driver.close(fd, token);
+            let conn = &mut session.conn;
+            self.pool.put(&mut conn.input.buf);
+            if let Some(wire_in) = conn.link.idle_wire_in() {
+                self.pool.put(wire_in);
+            }
+            shift(&self.remote.counters.buffered_input, reported.input, 0);
+            shift(&self.remote.counters.buffered_output, reported.output, 0);
+            let why = shared
+                .transport_error()
+                .map_or_else(|| reason.to_string(), str::to_owned);
+            let kind = match reason {
+                CloseReason::Error(kind) => kind,
+                CloseReason::HandshakeTimeout => io::ErrorKind::TimedOut,
+                CloseReason::PeerClosed => io::ErrorKind::ConnectionReset,
+                _ => io::ErrorKind::ConnectionAborted,
+            };
+            self.remote
+                .counters
+                .active
+                .store(self.slab.len() as u64, Ordering::Relaxed);
+            let span = session.conn.span.clone();
+            let _entered = span.enter();
+            return self.report_dial_failure(
+                &shared,
+                &hooks,
+                io::Error::new(kind, format!("TLS or transport handshake: {why}")),
+            );
+        }
         // Cancels what is pending on the socket; io_uring closes it once nothing can
         // touch it any more, epoll at once.
         self.driver.close(fd, token);
@@ -581,6 +627,9 @@ fn facts_of(slot: &mut Slot, config: &Config, server_draining: bool) -> Facts {
         unreachable!("facts of an away connection");
     };
     let conn = &mut session.conn;
+    if let Some(message) = conn.link.failure.take() {
+        conn.shared.set_transport_error(message);
+    }
     let pending = conn.link.pending(&conn.output);
     let asked = conn.shared.asked();
     if pending >= config.output_high_water {

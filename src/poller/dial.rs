@@ -274,7 +274,7 @@ impl Poller {
     }
 
     /// Marks a dial failed, counts it and runs `on_connect_failed`.
-    fn report_dial_failure(
+    pub(super) fn report_dial_failure(
         &mut self,
         shared: &Arc<ConnShared>,
         hooks: &Arc<dyn Hooks>,

@@ -50,7 +50,7 @@ use crate::driver::{Driver, Epoll, Event, Token, TokenKind, Uring, Waker};
 use crate::session::Hooks;
 use crate::stats::{bump, Counters};
 use crate::timer::{Entry, TimerWheel};
-use crate::transport::{Transport, TransportFactory};
+use crate::transport::{ListenerTransports, Transport};
 use crate::ShutdownReport;
 
 use doorbell::{Doorbell, Ring};
@@ -74,7 +74,7 @@ pub(crate) struct Config {
     /// Smallest io_uring send made zero-copy (`None`: never).
     pub(crate) zero_copy_send: Option<usize>,
     /// The transport of accepted connections (`None`: plain TCP).
-    pub(crate) transport: Option<TransportFactory>,
+    pub(crate) transport: Option<ListenerTransports>,
 }
 
 /// A connection handed to a poller to own: accepted by another poller.

@@ -43,6 +43,9 @@ pub(crate) struct Slot {
     pub(super) timers: SlotTimers,
     /// A dial's progress, while `Connecting`.
     pub(super) dialing: Option<Box<Dialing>>,
+    /// Made by a dial: one that closes before it opened (its transport's handshake
+    /// failed) reports `on_connect_failed`, not `on_close`.
+    pub(super) dialed: bool,
     /// Accepted and not sent a byte yet: a drain after a handover serves it rather than
     /// closing it as idle (see `ServerHandle::shutdown`).
     pub(super) fresh: bool,
@@ -134,8 +137,9 @@ impl Slot {
                 // A transport that rejected the peer's bytes has queued its own answer
                 // (an alert); it says nothing more.
                 if let Some(session) = self.session() {
-                    if session.conn.link.decode_error.is_none() {
-                        session.conn.link.close_transport();
+                    let conn = &mut session.conn;
+                    if conn.link.decode_error.is_none() {
+                        conn.link.close_transport(&mut conn.output);
                     }
                 }
             }
@@ -152,7 +156,7 @@ impl Slot {
             return;
         };
         let conn = &mut session.conn;
-        if conn.link.close_transport() {
+        if conn.link.close_transport(&mut conn.output) {
             // Its closing message goes out first; the table comes back here after.
             return;
         }

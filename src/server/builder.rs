@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::transport::{Transport, TransportFactory};
+use crate::transport::{ListenerTransports, Transport, TransportFactory};
 use crate::{Addr, AddrParseError, Balance, ConnInfo, Dispatch, Error, Handler, ServerHandle};
 
 use super::listen::ListenSpec;
@@ -90,6 +90,9 @@ pub struct Builder {
     pub(super) handshake_timeout: Duration,
     pub(super) connect_timeout: Duration,
     pub(super) transport: Option<TransportFactory>,
+    /// TLS for every listener (`None`) or for one (its index).
+    #[cfg(feature = "tls")]
+    pub(super) tls: Vec<(Option<usize>, Arc<rustls::ServerConfig>)>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -141,6 +144,8 @@ impl Default for Builder {
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             transport: None,
+            #[cfg(feature = "tls")]
+            tls: Vec::new(),
         }
     }
 }
@@ -313,6 +318,89 @@ impl Builder {
     {
         self.transport = Some(Arc::new(make));
         self
+    }
+
+    /// Serves TLS on every listener (HTTPS, `wss://`, TLS for the task protocol): the
+    /// handshake runs on the poller before [`on_connect`](crate::Handler::on_connect)
+    /// (after [`on_prepare`](crate::Handler::on_prepare)), bounded by
+    /// [`handshake_timeout`](Builder::handshake_timeout); handlers read and write
+    /// plaintext, and see what was negotiated (ALPN, SNI, client certificates) with
+    /// [`Conn::tls`](crate::Conn::tls). A certificate and key in PEM files make a config
+    /// with [`tls::server_config`](crate::tls::server_config). Cannot be combined with
+    /// [`transport`](Builder::transport).
+    ///
+    /// ```no_run
+    /// let tls = netloop::tls::server_config("cert.pem", "key.pem")?;
+    /// let server = netloop::Server::builder()
+    ///     .listen("127.0.0.1:8443")
+    ///     .tls(tls)
+    ///     .serve(netloop::handler_fn(|conn| {
+    ///         let n = conn.input().len();
+    ///         let data = conn.input().next(n);
+    ///         conn.output().write_bytes(data);
+    ///     }))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: impl Into<Arc<rustls::ServerConfig>>) -> Builder {
+        self.tls.push((None, config.into()));
+        self
+    }
+
+    /// Adds a listener that serves TLS with `config` (the others stay as they are): plain
+    /// HTTP on one port and HTTPS on another, or a certificate per listener. See
+    /// [`tls`](Builder::tls).
+    #[cfg(feature = "tls")]
+    pub fn listen_tls(
+        mut self,
+        addr: impl IntoAddr,
+        config: impl Into<Arc<rustls::ServerConfig>>,
+    ) -> Builder {
+        let index = self.listeners.len();
+        let before = self.bad_addrs.len();
+        self = self.listen(addr);
+        if self.bad_addrs.len() == before {
+            self.tls.push((Some(index), config.into()));
+        }
+        self
+    }
+
+    /// The transports of accepted connections: the one given to
+    /// [`transport`](Builder::transport), or TLS where it was asked for.
+    pub(super) fn listener_transports(&self) -> Result<Option<ListenerTransports>, Error> {
+        #[cfg(feature = "tls")]
+        if !self.tls.is_empty() {
+            if self.transport.is_some() {
+                return Err(Error::Config(
+                    "tls() and transport() cannot both be set: TLS is the transport".into(),
+                ));
+            }
+            let mut all = None;
+            let mut per_listener = vec![None; self.listeners.len()];
+            for (index, config) in &self.tls {
+                match index {
+                    None => all = Some(config.clone()),
+                    Some(i) => per_listener[*i] = Some(config.clone()),
+                }
+            }
+            let make: ListenerTransports = Arc::new(move |info: &ConnInfo| {
+                let config = info
+                    .listener
+                    .and_then(|i| per_listener.get(i).cloned().flatten())
+                    .or_else(|| all.clone());
+                match config {
+                    Some(config) => {
+                        Ok(Some(Box::new(crate::tls::TlsTransport::server(config)?)
+                            as Box<dyn Transport>))
+                    }
+                    None => Ok(None),
+                }
+            });
+            return Ok(Some(make));
+        }
+        Ok(self.transport.clone().map(|make| {
+            Arc::new(move |info: &ConnInfo| make(info).map(Some)) as ListenerTransports
+        }))
     }
 
     /// How long a transport's handshake may take (from the connection's start) before

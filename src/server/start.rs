@@ -37,7 +37,7 @@ pub(super) fn start(b: Builder, hooks: Option<Arc<dyn Hooks>>) -> Result<ServerH
         nodelay: b.nodelay,
         tcp_keepalive: b.tcp_keepalive,
         zero_copy_send: b.zero_copy_send,
-        transport: b.transport.clone(),
+        transport: b.listener_transports()?,
     });
     let remotes = (0..pollers)
         .map(|i| Remote::new(i, b.queue_capacity))

@@ -8,6 +8,8 @@ mod socket;
 
 pub(crate) use affinity::{allowed_cpus, pin_current_thread};
 pub(crate) use fd_flags::{check_listener, set_cloexec, set_nonblocking, socket_kind};
+#[cfg(feature = "tls")]
+pub(crate) use socket::probe_tls_ulp;
 pub(crate) use socket::{
     accept, connect_nonblocking, listen, local_addr, peer_addr, set_keepalive, set_nodelay,
     shutdown, shutdown_write, socket_error, socket_for, to_sockaddr as sockaddr, AcceptError,

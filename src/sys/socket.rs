@@ -181,3 +181,30 @@ impl AcceptError {
         }
     }
 }
+
+/// Whether the kernel accepts the `tls` upper-layer protocol on an established TCP
+/// socket (a loopback pair made for the probe).
+#[cfg(feature = "tls")]
+pub(crate) fn probe_tls_ulp() -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+    let _server = listener.accept()?;
+    let name = b"tls";
+    // SAFETY: the option value is a valid buffer of the given length, the socket is
+    // open for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            client.as_raw_fd(),
+            libc::SOL_TCP,
+            libc::TCP_ULP,
+            name.as_ptr().cast(),
+            name.len() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

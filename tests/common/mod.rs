@@ -2,6 +2,8 @@
 //! bounded waits.
 #![allow(dead_code)]
 
+#[cfg(feature = "tls")]
+pub mod tls;
 #[cfg(feature = "ws")]
 pub mod ws;
 
