@@ -581,6 +581,8 @@ pub struct EngineBuilder {
     retry_first_start: bool,
     callbacks: Callbacks,
     handler: Option<Arc<dyn EngineHandler>>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for EngineBuilder {
@@ -609,7 +611,40 @@ impl EngineBuilder {
             retry_first_start: false,
             callbacks: Callbacks::default(),
             handler: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// The TLS settings of `wss://` sessions: trust roots, client certificate, ALPN
+    /// (for example `tls::client_config(tls::roots_from_pem("ca.pem")?)`). Default: the
+    /// system's trust roots ([`tls::system_roots`](crate::tls::system_roots)), ALPN
+    /// `http/1.1`. The server's certificate must be valid for the URL's host; a
+    /// certificate that does not verify fails the attempt with
+    /// [`EngineError::Connect`] carrying rustls' reason, and the engine restarts as for
+    /// any failed attempt. Not used for `ws://`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: impl Into<Arc<rustls::ClientConfig>>) -> EngineBuilder {
+        self.tls = Some(config.into());
+        self
+    }
+
+    /// The dialer of this engine's sessions: the client's, speaking TLS for `wss://`.
+    fn dialer(&self, url: &WsUrl) -> Result<Dialer, EngineError> {
+        let dialer = self.client.dialer().clone();
+        if !url.secure {
+            return Ok(dialer);
+        }
+        #[cfg(feature = "tls")]
+        {
+            let config = match &self.tls {
+                Some(config) => config.clone(),
+                None => default_tls()?,
+            };
+            Ok(dialer.tls(config, &url.server_name))
+        }
+        #[cfg(not(feature = "tls"))]
+        Err(EngineError::TlsUnsupported)
     }
 
     /// The WebSocket settings the client uses: frame and message limits, liveness
@@ -728,15 +763,14 @@ impl EngineBuilder {
     /// and messages are being processed.
     ///
     /// # Errors
-    /// A URL that cannot be dialed ([`EngineError::Url`], [`EngineError::TlsUnsupported`]);
+    /// A URL that cannot be dialed ([`EngineError::Url`]; `wss://` without trust roots,
+    /// [`EngineError::Tls`]);
     /// the first attempt's failure (unless [`retry_first_start`](Self::retry_first_start));
     /// [`EngineError::StartTimeout`] if it is not open within `timeout` (the engine is
     /// then stopped); [`EngineError::ShuttingDown`].
     pub fn start(self, timeout: Duration) -> Result<Engine, EngineError> {
         let url = WsUrl::parse(&self.url).map_err(EngineError::Url)?;
-        if url.secure {
-            return Err(EngineError::TlsUnsupported);
-        }
+        let dialer = self.dialer(&url)?;
         let mut subprotocols = self.config.subprotocols.clone();
         subprotocols.retain(|p| !p.is_empty());
         let offer = Offer {
@@ -761,7 +795,7 @@ impl EngineBuilder {
                 retry_first_start: self.retry_first_start,
             },
             handler,
-            dialer: self.client.dialer().clone(),
+            dialer,
             pool,
             inner: Mutex::new(Inner {
                 state: EngineState::Connecting,
@@ -949,4 +983,21 @@ impl EngineHandle {
         self.core
             .wait_until(deadline, |i| i.state == EngineState::Stopped)
     }
+}
+
+/// The TLS config of `wss://` engines given none: the system's roots, loaded once per
+/// process, ALPN `http/1.1`.
+#[cfg(feature = "tls")]
+fn default_tls() -> Result<Arc<rustls::ClientConfig>, EngineError> {
+    static DEFAULT: std::sync::OnceLock<Result<Arc<rustls::ClientConfig>, String>> =
+        std::sync::OnceLock::new();
+    DEFAULT
+        .get_or_init(|| {
+            let roots = crate::tls::system_roots().map_err(|e| e.to_string())?;
+            let mut config = crate::tls::client_config(roots);
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Ok(Arc::new(config))
+        })
+        .clone()
+        .map_err(EngineError::Tls)
 }

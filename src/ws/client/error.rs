@@ -16,8 +16,10 @@ use crate::CloseReason;
 pub enum EngineError {
     /// The URL cannot be dialed.
     Url(UrlError),
-    /// `wss://` needs TLS, which this build of the client does not have yet.
+    /// `wss://` needs TLS, which this build does not have (the `tls` feature is off).
     TlsUnsupported,
+    /// `wss://` needs TLS settings that could not be made (no system trust roots).
+    Tls(String),
     /// The TCP connection could not be made (refused, unreachable, the name did not
     /// resolve, the connect timeout passed).
     Connect(Arc<io::Error>),
@@ -65,8 +67,9 @@ impl fmt::Display for EngineError {
         match self {
             EngineError::Url(e) => e.fmt(f),
             EngineError::TlsUnsupported => {
-                f.write_str("wss:// needs TLS, which this client does not support yet")
+                f.write_str("wss:// needs TLS: build netloop with its `tls` feature")
             }
+            EngineError::Tls(e) => write!(f, "wss:// cannot be set up: {e}"),
             EngineError::Connect(e) => write!(f, "cannot connect: {e}"),
             EngineError::Handshake(e) => e.fmt(f),
             EngineError::HandshakeTimeout => {

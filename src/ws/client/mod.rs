@@ -35,9 +35,11 @@
 //! The engine's states are in [`EngineState`]; the table of their transitions is in
 //! the source of `engine.rs`, and that of one session's connection in `link.rs`.
 //!
-//! `wss://` URLs are refused with [`EngineError::TlsUnsupported`] until the TLS
-//! transport exists; the dial already goes through the core's transport seam, where
-//! TLS will sit.
+//! `wss://` URLs speak TLS through the core's transport seam
+//! ([`netloop::tls`](crate::tls)): the server's certificate must be valid for the URL's
+//! host and chain to the system's roots, or to those of
+//! [`EngineBuilder::tls`]. Without the `tls` feature they are refused with
+//! [`EngineError::TlsUnsupported`].
 
 mod backoff;
 mod engine;

@@ -14,6 +14,9 @@ pub struct WsUrl {
     pub target: Target,
     /// The `Host` header: the host, with the port unless it is the scheme's default.
     pub host_header: String,
+    /// The host as TLS names it (what the server's certificate must be valid for): the
+    /// DNS name, or the address without brackets.
+    pub server_name: String,
     /// The request target: path and query (`/` at least).
     pub resource: String,
     /// The URL as given (for logs and errors).
@@ -57,21 +60,24 @@ impl WsUrl {
         }
         let default_port = if secure { 443 } else { 80 };
         let port = url.port().unwrap_or(default_port);
-        let (target, host) = match url.host().ok_or_else(|| bad("no host"))? {
+        let (target, host, server_name) = match url.host().ok_or_else(|| bad("no host"))? {
             url::Host::Domain(name) => (
                 Target::Host {
                     host: name.to_string(),
                     port,
                 },
                 name.to_string(),
+                name.to_string(),
             ),
             url::Host::Ipv4(ip) => (
                 Target::Addr(crate::Addr::Tcp((ip, port).into())),
+                ip.to_string(),
                 ip.to_string(),
             ),
             url::Host::Ipv6(ip) => (
                 Target::Addr(crate::Addr::Tcp((ip, port).into())),
                 format!("[{ip}]"),
+                ip.to_string(),
             ),
         };
         let host_header = if port == default_port {
@@ -91,6 +97,7 @@ impl WsUrl {
             secure,
             target,
             host_header,
+            server_name,
             resource,
             text: text.to_string(),
         })
@@ -130,6 +137,7 @@ mod tests {
 
         let u = WsUrl::parse("wss://[::1]:8443/chat").unwrap();
         assert!(u.secure);
+        assert_eq!(u.server_name, "::1");
         assert_eq!(u.host_header, "[::1]:8443");
         assert_eq!(u.target, Target::Addr("[::1]:8443".parse().unwrap()));
     }
