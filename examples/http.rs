@@ -4,6 +4,11 @@
 //! cargo run --release --example http -- --addr 127.0.0.1:8080 [--pollers 1] [--pool 4]
 //! curl -i http://127.0.0.1:8080/plaintext
 //! curl http://127.0.0.1:8080/metrics      # the counters, Prometheus text format
+//!
+//! # HTTPS, with a certificate for local use:
+//! cargo run --example tls_cert -- --out certs --name localhost
+//! cargo run --release --example http -- --tls-cert certs/cert.pem --tls-key certs/key.pem
+//! curl --cacert certs/ca.pem https://localhost:8080/plaintext
 //! ```
 //! Stops gracefully on Ctrl-C / SIGTERM and prints the shutdown report and counters.
 

@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! cargo run --release --example ws_echo -- --addr 127.0.0.1:9001 [--pollers 1] [--deflate]
+//! # wss://, with a certificate from `cargo run --example tls_cert -- --out certs`:
+//! cargo run --release --example ws_echo -- --tls-cert certs/cert.pem --tls-key certs/key.pem
 //! ```
 //! Stops gracefully on Ctrl-C / SIGTERM and prints the shutdown report and counters.
 

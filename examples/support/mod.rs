@@ -28,6 +28,13 @@ pub struct ServerArgs {
     /// io_uring, inline dispatch: send replies of at least this many bytes zero-copy.
     #[arg(long, value_name = "BYTES")]
     pub zero_copy_send: Option<usize>,
+    /// Serve TLS with this certificate chain (PEM; with --tls-key). Make one for local
+    /// use with `cargo run --example tls_cert`.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 impl ServerArgs {
@@ -56,6 +63,9 @@ impl ServerArgs {
         if let Some(min) = self.zero_copy_send {
             builder = builder.zero_copy_send(min);
         }
+        if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
+            builder = with_tls(builder, cert, key);
+        }
         builder
     }
 
@@ -63,6 +73,28 @@ impl ServerArgs {
     pub fn grace(&self) -> Duration {
         Duration::from_secs(self.grace)
     }
+}
+
+/// `builder` serving TLS with the certificate and key in these PEM files (ALPN
+/// `http/1.1`); a file that cannot be used ends the program with the reason.
+#[cfg(feature = "tls")]
+fn with_tls(builder: Builder, cert: &std::path::Path, key: &std::path::Path) -> Builder {
+    match netloop::tls::server_config(cert, key) {
+        Ok(mut config) => {
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            builder.tls(config)
+        }
+        Err(e) => {
+            eprintln!("--tls-cert/--tls-key: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(_: Builder, _: &std::path::Path, _: &std::path::Path) -> Builder {
+    eprintln!("--tls-cert/--tls-key: this build has no TLS (enable the `tls` feature)");
+    std::process::exit(2);
 }
 
 /// Log output to stderr, `warn` and above unless `RUST_LOG` says otherwise.
