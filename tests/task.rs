@@ -648,3 +648,52 @@ fn shutdown_lets_running_tasks_finish_until_the_deadline_then_cancels() {
     assert!(long.wait(T).is_err());
     assert!(eventually(|| f.tasks.running_tasks() == 0));
 }
+
+#[cfg(feature = "tls")]
+#[test]
+fn tasks_run_over_tls_and_an_untrusted_server_is_refused_at_connect() {
+    let pki = common::tls::Pki::new(&["localhost"]);
+    let produced = Arc::new(AtomicU64::new(0));
+    let server = Server::builder()
+        .pollers(1)
+        .listen("127.0.0.1:0")
+        .tls(pki.server())
+        .serve(tasks(TaskConfig::default(), produced))
+        .unwrap();
+    let addr = server.local_addrs()[0].as_tcp().unwrap();
+    let runtime = Server::builder().pollers(1).start().unwrap();
+    let c = TaskClient::connect(
+        &runtime.dialer().tls(pki.client(), "localhost"),
+        addr,
+        ClientOptions::default().name("tls"),
+    )
+    .unwrap();
+    let big = Bytes::from((0..300_000u32).map(|i| i as u8).collect::<Vec<u8>>());
+    assert_eq!(c.call(ECHO, big.clone(), T).unwrap(), big);
+    // A streamed output of several chunks, each its own TLS records.
+    let stream = c
+        .submit(STREAM, Bytes::copy_from_slice(&200_000u64.to_le_bytes()))
+        .unwrap();
+    let mut total = 0;
+    while let Some(chunk) = stream.next_chunk(T).unwrap() {
+        total += chunk.len();
+    }
+    assert_eq!(total, 200_000);
+    // A cancelled sleep ends exactly once, as over plain TCP.
+    let sleeping = c.submit(SLEEP, ms(60_000)).unwrap();
+    sleeping.cancel();
+    assert!(matches!(sleeping.wait(T), Err(ClientError::Cancelled)));
+
+    let stranger = common::tls::Pki::new(&["localhost"]);
+    let refused = TaskClient::connect(
+        &runtime.dialer().tls(stranger.client(), "localhost"),
+        addr,
+        ClientOptions::default(),
+    );
+    let err = refused
+        .err()
+        .expect("the server's certificate is not trusted");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
+    server.shutdown(T);
+    runtime.shutdown(T);
+}
