@@ -33,7 +33,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use netloop::ws::client::{Client, Engine};
+use netloop::ws::client::{Client, Engine, EngineBuilder};
 use netloop::ws::Message;
 use netloop::{Bytes, Server};
 
@@ -64,6 +64,10 @@ struct Args {
     /// The reconnect storm with this many engines.
     #[arg(long)]
     storm: Option<usize>,
+    /// For wss:// URLs: trust the certificate authorities in this PEM file instead of
+    /// the system's (e.g. tls_cert's ca.pem).
+    #[arg(long, value_name = "PEM")]
+    tls_ca: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -81,8 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn demo(client: &Client, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let (tx, rx) = mpsc::channel();
-    let engine = client
-        .engine(&args.url)
+    let engine = with_tls_ca(client.engine(&args.url), args)?
         .on_open(|s, restart| {
             println!(
                 "session {} open{}",
@@ -128,8 +131,7 @@ fn bench(client: &Client, args: &Args) -> Result<(), Box<dyn std::error::Error>>
             payload.clone(),
         );
         let first = payload.clone();
-        let engine = client
-            .engine(&args.url)
+        let engine = with_tls_ca(client.engine(&args.url), args)?
             .offline(netloop::ws::client::Offline::Fail)
             .on_open(move |s, _| {
                 let _ = s.send_binary(first.clone());
@@ -257,6 +259,32 @@ fn storm(client: &Client, n: usize) -> Result<(), Box<dyn std::error::Error>> {
         restarts.saturating_sub(n as u64)
     );
     Ok(())
+}
+
+/// `builder` trusting the certificate authorities of `--tls-ca` for wss://, if given.
+#[cfg(feature = "tls")]
+fn with_tls_ca(
+    builder: EngineBuilder,
+    args: &Args,
+) -> Result<EngineBuilder, Box<dyn std::error::Error>> {
+    Ok(match &args.tls_ca {
+        Some(path) => builder.tls(netloop::tls::client_config(netloop::tls::roots_from_pem(
+            path,
+        )?)),
+        None => builder,
+    })
+}
+
+/// Without the `tls` feature there is no wss://, so no `--tls-ca` either.
+#[cfg(not(feature = "tls"))]
+fn with_tls_ca(
+    builder: EngineBuilder,
+    args: &Args,
+) -> Result<EngineBuilder, Box<dyn std::error::Error>> {
+    match &args.tls_ca {
+        Some(_) => Err("--tls-ca: this build has no TLS (enable the `tls` feature)".into()),
+        None => Ok(builder),
+    }
 }
 
 /// This process's user + system CPU time so far.

@@ -37,7 +37,7 @@ usage() {
 ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k
     ws-20-100 ws-1k-100 ws-16k-100 ws-20-500 ws-1k-500 ws-16k-500
     idle-10k-ws idle-ws-deflate idle-ws-deflate-takeover
-    bcast-20-100 bcast-20-1000 bcast-20-10000)
+    bcast-20-100 bcast-20-1000 bcast-20-10000 idle-10k-tls idle-10k-wss)
 QUICK_SCENARIOS=(http http-pipelined echo-100 framed idle-10k ws-1k-100 idle-10k-ws)
 ROUNDS=3
 DUR=8
@@ -95,6 +95,7 @@ source "$(dirname "$0")/lib.sh"
 # shellcheck source=scripts/scenarios.sh
 source scripts/scenarios.sh
 build_all
+tls_certs
 holder_pid=""
 trap 'kill $holder_pid 2>/dev/null || true; cleanup' EXIT
 

@@ -4,6 +4,7 @@ idle.
 
     idle_conns.py PORT N                         # HTTP keep-alive: one GET each
     idle_conns.py PORT N --ws [--offer EXT] [--size BYTES]
+    idle_conns.py PORT N [--ws] --tls-ca CA.pem    # over TLS (HTTPS, wss://)
 
 HTTP: one GET on each connection, answered. --ws: a WebSocket handshake, then one text
 message of --size bytes (default 16) echoed back, so the server has set up everything
@@ -11,7 +12,8 @@ a connection in use has. --offer sends EXT as Sec-WebSocket-Extensions (for exam
 "permessage-deflate" for context takeover both ways, or "permessage-deflate;
 server_no_context_takeover; client_no_context_takeover" for none); if the server
 accepts permessage-deflate the message is sent compressed, so the server has inflated
-and (for messages over its threshold) deflated once on every connection.
+and (for messages over its threshold) deflated once on every connection. --tls-ca runs a
+full TLS handshake first (server name localhost, verified against CA.pem).
 
 Prints "ready N" once every connection has had its answer, then waits until stdin
 closes or it gets SIGTERM, and closes them. Exits 1 if a connection fails; a server
@@ -25,6 +27,7 @@ import hashlib
 import os
 import select
 import socket
+import ssl
 import struct
 import sys
 import zlib
@@ -157,7 +160,13 @@ def main() -> int:
     ap.add_argument("--ws", action="store_true", help="WebSocket connections")
     ap.add_argument("--offer", default="", help="Sec-WebSocket-Extensions to offer")
     ap.add_argument("--size", type=int, default=16, help="the WebSocket message's size")
+    ap.add_argument("--tls-ca", help="speak TLS, trusting this CA (PEM)")
     args = ap.parse_args()
+    tls = None
+    if args.tls_ca:
+        tls = ssl.create_default_context(cafile=args.tls_ca)
+        # Full handshakes: no session reuse between the connections.
+        tls.options |= ssl.OP_NO_TICKET
     socks, pending = [], {}
     # In batches, so the listen backlog never overflows (an overflow costs a 1 s SYN retry).
     batch = 256
@@ -167,6 +176,8 @@ def main() -> int:
             for _ in range(min(batch, args.n - start)):
                 s = socket.create_connection(("127.0.0.1", args.port), timeout=10)
                 opened.append(s)
+            if tls is not None:
+                opened = [tls.wrap_socket(s, server_hostname="localhost") for s in opened]
             for s in opened:
                 left = ws_open(s, args.offer, args.size) if args.ws else http_open(s)
                 pending[s.fileno()] = left

@@ -11,9 +11,12 @@ WS_SCENARIOS=(ws-20-100 ws-1k-100 ws-16k-100 ws-20-500 ws-1k-500 ws-16k-500)
 # server publishing every message to every connection.
 BCAST_SCENARIOS=(bcast-20-100 bcast-20-1000 bcast-20-10000)
 ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle-10k
-    "${WS_SCENARIOS[@]}" idle-10k-ws idle-ws-deflate idle-ws-deflate-takeover "${BCAST_SCENARIOS[@]}")
+    "${WS_SCENARIOS[@]}" idle-10k-ws idle-ws-deflate idle-ws-deflate-takeover "${BCAST_SCENARIOS[@]}"
+    idle-10k-tls idle-10k-wss)
+# The TLS scenarios' certificate (examples/tls_cert writes it here; see tls_certs).
+TLS_DIR=${TLS_DIR:-target/bench-tls}
 ALL_SERVERS=(netloop netloop-uring netloop-uring-zc netloop-pool tokio-ct tokio-mt may-minihttp monoio
-    fastwebsockets tokio-tungstenite uws)
+    fastwebsockets tokio-tungstenite tokio-rustls uws)
 # uWebSockets is not built here (its code stays out of this repository): point UWS_ECHO at
 # an EchoServer built from its examples/ and the WebSocket echo scenarios include it;
 # point UWS_BROADCAST at a pub/sub server built against it (every connection subscribed
@@ -27,16 +30,24 @@ build_all() {
     cargo build --release --manifest-path bench/peers/Cargo.toml
 }
 
+# tls_certs: the TLS scenarios' CA, certificate and key in $TLS_DIR (made once).
+tls_certs() {
+    [[ -f $TLS_DIR/cert.pem ]] || "$BIN/tls_cert" --out "$TLS_DIR" >/dev/null
+}
+
 # server_cmd NAME PROTO PORT: prints the server's command line, or nothing if NAME
 # does not serve PROTO.
 server_cmd() {
     local name=$1 proto=$2 addr=127.0.0.1:$3 example=$BIN/$2
+    local tls="--tls-cert $TLS_DIR/cert.pem --tls-key $TLS_DIR/key.pem"
     # WebSocket: examples/ws_echo; ws-deflate offers permessage-deflate (context takeover
-    # allowed: the client's offer decides).
+    # allowed: the client's offer decides). https and wss: http and ws_echo over TLS.
     case $proto in
         ws) example=$BIN/ws_echo ;;
         ws-deflate) example="$BIN/ws_echo --deflate" ;;
         ws-bcast) example=$BIN/ws_broadcast ;;
+        https) example="$BIN/http $tls" ;;
+        wss) example="$BIN/ws_echo $tls" ;;
     esac
     case $name in
         netloop) echo "$example --addr $addr --pollers 1" ;;
@@ -46,6 +57,13 @@ server_cmd() {
             case $proto in
                 ws) echo "$PEERS/tokio-tungstenite-peer --proto ws --addr $addr --threads 1" ;;
                 ws-bcast) echo "$PEERS/tokio-tungstenite-broadcast-peer --proto ws --addr $addr --threads 1" ;;
+            esac
+            ;;
+        tokio-rustls)
+            local certs="--cert $TLS_DIR/cert.pem --key $TLS_DIR/key.pem"
+            case $proto in
+                https) echo "$PEERS/tokio-rustls-peer --proto http --addr $addr $certs" ;;
+                wss) echo "$PEERS/tokio-rustls-peer --proto ws --addr $addr $certs" ;;
             esac
             ;;
         uws)
@@ -76,6 +94,8 @@ scenario_spec() {
         ws-* | idle-10k-ws) proto=ws servers=(netloop netloop-uring fastwebsockets tokio-tungstenite) ;;
         idle-ws-deflate | idle-ws-deflate-takeover) proto=ws-deflate servers=(netloop) ;;
         bcast-*) proto=ws-bcast servers=(netloop netloop-uring tokio-tungstenite) ;;
+        idle-10k-tls) proto=https servers=(netloop netloop-uring tokio-rustls) ;;
+        idle-10k-wss) proto=wss servers=(netloop netloop-uring tokio-rustls) ;;
         *) return 1 ;;
     esac
     if [[ $proto == ws && -n ${UWS_ECHO:-} ]] || [[ $proto == ws-bcast && -n ${UWS_BROADCAST:-} ]]; then
@@ -100,6 +120,9 @@ idle_spec() {
         # each connection keeps its own (hence fewer connections).
         idle-ws-deflate) idle=(10000 --ws --size 1024 --offer "$none") ;;
         idle-ws-deflate-takeover) idle=(1000 --ws --size 1024 --offer permessage-deflate) ;;
+        # A full TLS handshake, then the same as idle-10k / idle-10k-ws.
+        idle-10k-tls) idle=(10000 --tls-ca "$TLS_DIR/ca.pem") ;;
+        idle-10k-wss) idle=(10000 --ws --tls-ca "$TLS_DIR/ca.pem") ;;
         *) return 1 ;;
     esac
 }

@@ -245,6 +245,15 @@ impl Link {
         }
     }
 
+    /// The transport's wire-side output buffer once everything in it is sent, to give
+    /// back to the pool (an idle TLS connection keeps none).
+    pub(crate) fn idle_wire_out(&mut self) -> Option<&mut BytesMut> {
+        self.layer
+            .as_mut()
+            .filter(|l| l.wire_out.is_empty() && l.wire_out.tail.capacity() > 0)
+            .map(|l| &mut l.wire_out.tail)
+    }
+
     /// The transport's wire-side input buffer, to give back to the pool when it is empty.
     pub(crate) fn idle_wire_in(&mut self) -> Option<&mut BytesMut> {
         self.layer

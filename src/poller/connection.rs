@@ -446,6 +446,9 @@ impl Poller {
             if let Some(wire_in) = conn.link.idle_wire_in() {
                 self.pool.put(wire_in);
             }
+            if let Some(wire_out) = conn.link.idle_wire_out() {
+                self.pool.put(wire_out);
+            }
             slot.shared.publish_output_pending(pending);
         }
         self.report_buffers(index);
