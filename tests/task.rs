@@ -690,9 +690,9 @@ fn tasks_run_over_tls_and_an_untrusted_server_is_refused_at_connect() {
         addr,
         ClientOptions::default(),
     );
-    let err = refused
-        .err()
-        .expect("the server's certificate is not trusted");
+    let Err(err) = refused else {
+        panic!("the server's certificate is not trusted");
+    };
     assert!(err.to_string().contains("UnknownIssuer"), "{err}");
     server.shutdown(T);
     runtime.shutdown(T);

@@ -71,7 +71,10 @@ fn the_client_engine_echoes_over_wss_and_reconnects_after_a_server_restart() {
         })
         .start(WAIT)
         .expect("the wss session opens");
-    assert_eq!(opened.recv_timeout(WAIT).unwrap(), false);
+    assert!(
+        !opened.recv_timeout(WAIT).unwrap(),
+        "the first open is not a restart"
+    );
 
     // Small and large messages (the large one spans many TLS records), in order.
     let big: Bytes = (0..300_000u32).map(|i| (i % 251) as u8).collect();

@@ -7,7 +7,7 @@
 //!   [`Builder::handshake_timeout`](crate::Builder::handshake_timeout)
 //!   ([`CloseReason::HandshakeTimeout`](crate::CloseReason::HandshakeTimeout)).
 //! - **Clients**: [`Dialer::tls`](crate::Dialer::tls) for any dial (the task protocol's
-//!   [`TaskClient`](crate::task::TaskClient) included); the WebSocket client engine
+//!   `netloop::task::client::TaskClient` included); the WebSocket client engine
 //!   speaks `wss://`.
 //! - **Handlers do not change**: they read plaintext [`Input`](crate::Input) and write
 //!   plaintext [`Output`](crate::Output); [`Conn::tls`](crate::Conn::tls) shows what was

@@ -1,0 +1,49 @@
+//! A TLS server transport (`netloop::tls::TlsTransport`, rustls underneath) fed arbitrary
+//! bytes in arbitrary pieces, the way the poller feeds it whatever a read returned: it
+//! never panics, and without the client's half of a key exchange no handshake completes
+//! and no plaintext comes out. An error ends the connection, as it does in the poller.
+//! The first byte sets the size of the pieces.
+#![no_main]
+
+use std::sync::{Arc, OnceLock};
+
+use libfuzzer_sys::fuzz_target;
+use netloop::tls::{rustls, TlsTransport};
+use netloop::transport::Transport;
+use netloop::{BytesMut, Output};
+
+fn config() -> Arc<rustls::ServerConfig> {
+    static CONFIG: OnceLock<Arc<rustls::ServerConfig>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let made = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+            let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+                made.signing_key.serialize_der().into(),
+            );
+            let config = rustls::ServerConfig::builder_with_provider(netloop::tls::provider())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![made.cert.der().clone()], key)
+                .unwrap();
+            Arc::new(config)
+        })
+        .clone()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&control, bytes)) = data.split_first() else {
+        return;
+    };
+    let piece = 1 + control as usize * 8;
+    let mut tls = TlsTransport::server(config()).unwrap();
+    let (mut wire, mut plain, mut reply) = (BytesMut::new(), BytesMut::new(), Output::new());
+    for chunk in bytes.chunks(piece) {
+        wire.extend_from_slice(chunk);
+        if tls.decode(&mut wire, &mut plain, &mut reply).is_err() {
+            break;
+        }
+    }
+    assert!(!tls.is_ready(), "a handshake completed without a key exchange");
+    assert!(plain.is_empty(), "plaintext before any handshake");
+});
