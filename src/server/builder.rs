@@ -378,21 +378,19 @@ impl Builder {
             let mut all = None;
             let mut per_listener = vec![None; self.listeners.len()];
             for (index, config) in &self.tls {
+                let acceptor = crate::tls::TlsAcceptor::new(config.clone());
                 match index {
-                    None => all = Some(config.clone()),
-                    Some(i) => per_listener[*i] = Some(config.clone()),
+                    None => all = Some(acceptor),
+                    Some(i) => per_listener[*i] = Some(acceptor),
                 }
             }
             let make: ListenerTransports = Arc::new(move |info: &ConnInfo| {
-                let config = info
+                let acceptor = info
                     .listener
-                    .and_then(|i| per_listener.get(i).cloned().flatten())
-                    .or_else(|| all.clone());
-                match config {
-                    Some(config) => {
-                        Ok(Some(Box::new(crate::tls::TlsTransport::server(config)?)
-                            as Box<dyn Transport>))
-                    }
+                    .and_then(|i| per_listener.get(i).and_then(Option::as_ref))
+                    .or(all.as_ref());
+                match acceptor {
+                    Some(acceptor) => Ok(Some(Box::new(acceptor.accept()?) as Box<dyn Transport>)),
                     None => Ok(None),
                 }
             });

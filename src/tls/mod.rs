@@ -60,7 +60,7 @@ pub use config::{
     client_config, load_certs, load_private_key, provider, roots_from_pem, server_config,
     system_roots, TlsError,
 };
-pub use transport::TlsTransport;
+pub use transport::{TlsAcceptor, TlsTransport};
 
 pub use rustls;
 pub use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -83,11 +83,7 @@ pub struct TlsInfo {
 }
 
 impl TlsInfo {
-    fn of(session: &rustls::Connection) -> TlsInfo {
-        let server_name = match session {
-            rustls::Connection::Server(s) => s.server_name().map(str::to_owned),
-            rustls::Connection::Client(_) => None,
-        };
+    fn of(session: &rustls::CommonState, server_name: Option<String>) -> TlsInfo {
         TlsInfo {
             version: session.protocol_version(),
             cipher_suite: session.negotiated_cipher_suite().map(|s| s.suite()),
