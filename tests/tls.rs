@@ -583,3 +583,88 @@ fn bad_pem_files_are_clear_errors() {
     let err = netloop::tls::server_config(&pki.cert, &other.key).unwrap_err();
     assert!(matches!(err, netloop::tls::TlsError::Rustls(_)), "{err}");
 }
+
+#[test]
+fn client_certificates_are_verified_and_shown_to_the_handler() {
+    use netloop::tls::{load_certs, load_private_key, provider, roots_from_pem};
+    let pki = Pki::new(&["localhost"]);
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots_from_pem(&pki.ca).unwrap()),
+        provider(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            load_certs(&pki.cert).unwrap(),
+            load_private_key(&pki.key).unwrap(),
+        )
+        .unwrap();
+    let seen = Arc::new(Seen::default());
+    let server = Server::builder()
+        .listen("127.0.0.1:0")
+        .pollers(1)
+        .tls(config)
+        .serve(TlsEcho(seen.clone()))
+        .unwrap();
+    let runtime = Server::builder().pollers(1).start().unwrap();
+
+    // With the certificate: served, and the handler sees it.
+    let client = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots_from_pem(&pki.ca).unwrap())
+        .with_client_auth_cert(
+            load_certs(&pki.client_cert).unwrap(),
+            load_private_key(&pki.client_key).unwrap(),
+        )
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    runtime
+        .dialer()
+        .tls(client, "localhost")
+        .dial(addr(&server), Dialed { events: tx })
+        .unwrap();
+    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), "open:Some(TLSv1_3)");
+    assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), "hello over tls");
+    let sessions = seen.sessions.lock().unwrap().clone();
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(
+        sessions[0].peer_certificates,
+        load_certs(&pki.client_cert).unwrap(),
+        "the handler sees the client's certificate"
+    );
+
+    // Without one: the server refuses the handshake.
+    let (tx, rx) = mpsc::channel();
+    let handle = runtime
+        .dialer()
+        .tls(pki.client(), "localhost")
+        .dial(addr(&server), Dialed { events: tx })
+        .unwrap();
+    // TLS 1.3 clients finish before the server checks, so the refusal arrives as an
+    // alert after the client opened, or fails the dial; either way it says why.
+    let mut events = Vec::new();
+    while let Ok(e) = rx.recv_timeout(PATIENCE) {
+        let end = e.starts_with("closed:") || e.starts_with("failed:");
+        events.push(e);
+        if end {
+            break;
+        }
+    }
+    assert!(
+        events.last().is_some_and(|e| e.contains("InvalidData")),
+        "{events:?}"
+    );
+    let why = handle.transport_error().unwrap_or_default().to_owned();
+    assert!(
+        why.contains("CertificateRequired") || why.contains("certificate"),
+        "{why}"
+    );
+    assert_eq!(seen.sessions.lock().unwrap().len(), 1, "never served");
+    runtime.shutdown(PATIENCE);
+    server.shutdown(PATIENCE);
+}
