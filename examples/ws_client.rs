@@ -14,6 +14,9 @@
 //! ```text
 //! ws_client --echo --url ws://127.0.0.1:9001 --conns 100 --size 1024 --duration 10
 //! ```
+//! For `wss://` URLs, `--tls-ca PEM` trusts the certificate authorities in that file
+//! (e.g. `examples/tls_cert`'s ca.pem) instead of the system's (`scripts/tls_bench.sh`).
+//!
 //! `--storm N` is the reconnect storm: an `examples/ws_echo` child process (one
 //! poller), N engines on the client runtime, the server killed and started again at
 //! once; it prints how long until every engine was open again, and how many connection
