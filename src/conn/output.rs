@@ -115,6 +115,12 @@ impl Output {
         Some(front)
     }
 
+    /// The length of the segment [`pop_front`](Output::pop_front) would take next.
+    pub(crate) fn front_len(&mut self) -> Option<usize> {
+        self.seal_tail();
+        self.queue.front().map(Bytes::len)
+    }
+
     /// Removes the first `n` queued bytes, as a writer that sent them does.
     ///
     /// # Panics

@@ -383,14 +383,40 @@ impl<C: Records> Session<C> {
             let discard = status.discard;
             let again = match status.state {
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    while let Some(segment) = plain.pop_front() {
-                        write_sized(wire, sealed_len(segment.len()), |buf| {
-                            traffic.encrypt(&segment, buf).map_err(|e| match e {
-                                EncryptError::InsufficientSize(e) => Some(e.required_size),
-                                _ => None,
-                            })
-                        })?;
-                    }
+                    SCRATCH.with(|scratch| -> io::Result<()> {
+                        let mut scratch = scratch.borrow_mut();
+                        while let Some(segment) = plain.pop_front() {
+                            // Small segments (a frame header, then its payload) go into one
+                            // record rather than one each: gathered in a scratch buffer of
+                            // the thread's, up to a record's worth.
+                            let data: &[u8] = if segment.len() < COALESCE
+                                && plain
+                                    .front_len()
+                                    .is_some_and(|n| segment.len() + n <= RECORD)
+                            {
+                                scratch.clear();
+                                scratch.extend_from_slice(&segment);
+                                while plain
+                                    .front_len()
+                                    .is_some_and(|n| scratch.len() + n <= RECORD)
+                                {
+                                    if let Some(next) = plain.pop_front() {
+                                        scratch.extend_from_slice(&next);
+                                    }
+                                }
+                                &scratch
+                            } else {
+                                &segment
+                            };
+                            write_sized(wire, sealed_len(data.len()), |buf| {
+                                traffic.encrypt(data, buf).map_err(|e| match e {
+                                    EncryptError::InsufficientSize(e) => Some(e.required_size),
+                                    _ => None,
+                                })
+                            })?;
+                        }
+                        Ok(())
+                    })?;
                     false
                 }
                 Ok(ConnectionState::EncodeTlsData(mut message)) => {
@@ -514,7 +540,16 @@ fn write_sized(
     Err(io::Error::other("TLS: a record could not be written"))
 }
 
+/// A TLS record's most plaintext (RFC 8446 §5.1), and so the most the scratch buffer
+/// below holds.
+const RECORD: usize = 16_384;
+/// Segments shorter than this are gathered with those after them into one record.
+const COALESCE: usize = 4096;
+
 thread_local! {
+    /// Where small output segments are gathered before they are encrypted as one record.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+
     /// The server name (SNI) of the ClientHello the resolver below saw last on this
     /// thread: rustls' unbuffered server connection does not report it, but it resolves
     /// the certificate inside `process_tls_records`, on the thread that called it, which
@@ -636,6 +671,20 @@ mod tests {
             assert!(out.is_empty());
             let got = to_client(&mut client, &drain(&mut wire));
             assert!(got == data, "piece {piece}: the echo differs");
+            // Many small segments (gathered into records) and a large one, in order.
+            let mut out = Output::new();
+            for chunk in data.chunks(100 + piece % 50) {
+                out.write_bytes(bytes::Bytes::copy_from_slice(chunk));
+            }
+            out.write_bytes(bytes::Bytes::from(data.clone()));
+            server.encode(&mut out, &mut wire).unwrap();
+            let got = to_client(&mut client, &drain(&mut wire));
+            assert!(
+                got.len() == 2 * data.len(),
+                "piece {piece}: {} bytes",
+                got.len()
+            );
+            assert!(got[..data.len()] == data[..] && got[data.len()..] == data[..]);
 
             client.send_close_notify();
             let bye = from_client(&mut client);
