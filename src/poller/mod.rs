@@ -310,7 +310,10 @@ impl Poller {
             return;
         }
         loop {
-            self.take_handbacks();
+            // Only workers hand sessions back: with inline dispatch there are none.
+            if let Mode::Pool { .. } = self.mode {
+                self.take_handbacks();
+            }
             self.take_commands();
             if let Mode::Pool { .. } = self.mode {
                 self.submit_backlog();
