@@ -5,7 +5,12 @@
 # a long run, and the difference of the two totals divided by the extra requests is the
 # per-request cost (start-up and shutdown cancel out).
 #
-#   scripts/callgrind.sh [echo|http|ws] [--conns N] [--short R] [--long R] [--top N]
+#   scripts/callgrind.sh [echo|http|ws] [--conns N] [--short R] [--long R] [--top N] [--peer tokio]
+#
+# --peer tokio measures bench/peers' tokio server instead (one current-thread runtime;
+# tokio-tungstenite-peer for ws), the same way. The peers are built separately (see
+# bench/peers/README.md); PEERS_DIR says where their binaries are (default
+# bench/peers/target/release).
 #
 # Prints the figure, and with --top the N functions that gained the most instructions
 # between the two runs (callgrind_annotate's per-function self cost in the long run minus the
@@ -17,6 +22,7 @@ conns=10
 short=200
 long=1200
 top=0
+peer=""
 while [[ $# -gt 0 ]]; do
     case $1 in
         echo|http|ws) what=$1 ;;
@@ -24,11 +30,17 @@ while [[ $# -gt 0 ]]; do
         --short) short=$2; shift ;;
         --long) long=$2; shift ;;
         --top) top=$2; shift ;;
+        --peer) peer=$2; shift ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
+if [[ -n $peer ]]; then
+    [[ $peer == tokio ]] || { echo "unknown peer: $peer (only tokio)" >&2; exit 2; }
+    LIB_NO_EXAMPLES=1
+fi
 source "$(dirname "$0")/lib.sh"
+peers_dir=${PEERS_DIR:-bench/peers/target/release}
 
 # run ROUNDS: runs the server under callgrind for ROUNDS rounds; leaves $work/cg.ROUNDS.
 run() {
@@ -36,8 +48,14 @@ run() {
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     local example=$what
     [[ $what == ws ]] && example=ws_echo # examples/ws_echo, 1 KiB binary messages
+    local cmd=("$BIN/$example" --addr "127.0.0.1:$port" --pollers 1)
+    if [[ $peer == tokio && $what == ws ]]; then
+        cmd=("$peers_dir/tokio-tungstenite-peer" --proto ws --addr "127.0.0.1:$port" --threads 1)
+    elif [[ $peer == tokio ]]; then
+        cmd=("$peers_dir/tokio-peer" --proto "$what" --addr "127.0.0.1:$port" --flavor current --threads 1)
+    fi
     NETLOOP_BACKEND=epoll valgrind --tool=callgrind --callgrind-out-file="$work/cg.$rounds" \
-        "$BIN/$example" --addr "127.0.0.1:$port" --pollers 1 >"$work/server.$rounds.log" 2>&1 &
+        "${cmd[@]}" >"$work/server.$rounds.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 600); do
         port_open "$port" && break
@@ -45,8 +63,16 @@ run() {
         sleep 0.1
     done
     python3 scripts/lockstep_client.py "$port" "$what" "$conns" "$rounds"
-    kill -INT "$server_pid"
-    wait "$server_pid" || { cat "$work/server.$rounds.log" >&2; return 1; }
+    if [[ -n $peer ]]; then
+        # The peers have no graceful shutdown: SIGTERM ends them, and valgrind still
+        # writes the profile.
+        kill -TERM "$server_pid"
+        wait "$server_pid" || true
+        [[ -s $work/cg.$rounds ]] || { cat "$work/server.$rounds.log" >&2; return 1; }
+    else
+        kill -INT "$server_pid"
+        wait "$server_pid" || { cat "$work/server.$rounds.log" >&2; return 1; }
+    fi
     server_pid=""
 }
 

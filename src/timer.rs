@@ -99,9 +99,15 @@ impl TimerWheel {
             tick.map(|t| self.origin + Duration::from_nanos(t.saturating_mul(TICK_NANOS)));
     }
 
+    /// Whether an entry may be due at `now` ([`expire`](TimerWheel::expire) has work).
+    #[inline]
+    pub(crate) fn is_due(&self, now: Instant) -> bool {
+        self.earliest_at.is_some_and(|at| now >= at)
+    }
+
     /// Moves every entry due at `now` into `due`.
     pub(crate) fn expire(&mut self, now: Instant, due: &mut Vec<Entry>) {
-        if self.earliest_at.is_none_or(|at| now < at) {
+        if !self.is_due(now) {
             return; // the common turn: nothing due
         }
         let until = self.floor_tick(now);

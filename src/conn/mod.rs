@@ -379,6 +379,8 @@ impl Conn {
     }
 
     /// Moves data sent through [`ConnHandle::send`] into the output queue.
+    // Inlined: the poller asks twice per request and the answer is nearly always "none".
+    #[inline]
     pub(crate) fn take_outbox(&mut self) {
         if self.shared.has_outbox() {
             self.shared.drain_outbox_into(&mut self.output);

@@ -132,6 +132,15 @@ impl Output {
             self.len()
         );
         self.sent += n as u64;
+        if n == self.len() {
+            // Everything went (the common case): no segment-by-segment walk. The tail
+            // is cleared in place rather than advanced, keeping its whole capacity.
+            // (pop_front: VecDeque::clear's truncate costs more for the usual one segment.)
+            while self.queue.pop_front().is_some() {}
+            self.queued = 0;
+            self.tail.clear();
+            return;
+        }
         while n > 0 {
             match self.queue.front_mut() {
                 Some(front) if front.len() <= n => {

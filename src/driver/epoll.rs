@@ -116,11 +116,16 @@ impl Epoll {
         let ms = match timeout {
             None => -1,
             // Round up so a short timeout does not become a busy zero-timeout loop.
-            Some(t) => t.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as libc::c_int,
+            // (In u64: `as_nanos` is a u128, whose division is a libcall, every turn.)
+            Some(t) => t
+                .as_secs()
+                .saturating_mul(1000)
+                .saturating_add(u64::from(t.subsec_nanos().div_ceil(1_000_000)))
+                .min(i32::MAX as u64) as libc::c_int,
         };
         // SAFETY: the events buffer has EVENTS_PER_TURN valid entries.
         let n = unsafe {
-            libc::epoll_wait(
+            sys::raw_epoll_wait(
                 self.epfd.as_raw_fd(),
                 self.events.as_mut_ptr(),
                 self.events.len() as libc::c_int,

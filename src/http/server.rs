@@ -332,7 +332,8 @@ impl<S: Service> Http<S> {
             }
         }
         let close = !head.keep_alive();
-        let mut res = Response::new(conn.output(), head.head_only(), close);
+        let now = conn.now();
+        let mut res = Response::new(conn.output(), head.head_only(), close, now);
         match &self.metrics_at {
             Some((path, exporter)) if st.request.is_get(path) => exporter.respond(&mut res),
             _ => self.service.call(&st.request, &mut res),
@@ -381,7 +382,8 @@ fn answer_error(
     st.request.body = Bytes::new();
     let n = conn.input().len();
     conn.input().skip(n);
-    let mut res = Response::new(conn.output(), false, true);
+    let now = conn.now();
+    let mut res = Response::new(conn.output(), false, true, now);
     res.status(code, reason)
         .header("Content-Type", "text/plain");
     for (name, value) in headers {

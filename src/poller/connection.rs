@@ -336,7 +336,12 @@ impl Poller {
             };
             let conn = &mut session.conn;
             conn.take_outbox();
-            if slot.sending == Sending::Idle && slot.phase.writes() {
+            // `pending` (inlined) first: `wire` is a call, and most steps have nothing
+            // to send; with nothing pending it would neither encode nor send anything.
+            if slot.sending == Sending::Idle
+                && slot.phase.writes()
+                && conn.link.pending(&conn.output) > 0
+            {
                 let wire = conn.link.wire(&mut conn.output);
                 if !wire.is_empty() {
                     let token = Token::conn(index, slot.generation);

@@ -310,19 +310,25 @@ impl Poller {
             return;
         }
         loop {
-            self.take_handbacks();
+            // Only workers hand sessions back: with inline dispatch there are none.
+            if let Mode::Pool { .. } = self.mode {
+                self.take_handbacks();
+            }
             self.take_commands();
-            self.submit_backlog();
-            self.update_every_return();
-            // One clock read serves the deadlines and the wait's timeout.
-            let now = Instant::now();
-            if self.check_deadlines(now) {
+            if let Mode::Pool { .. } = self.mode {
+                self.submit_backlog();
+                self.update_every_return();
+            }
+            // The clock is read once a turn, after the wait: the deadlines and the wait's
+            // timeout use that reading. The work done since makes it a little early, so
+            // a deadline is seen at most one turn's work late and never early.
+            if self.check_deadlines(self.now) {
                 continue;
             }
             if self.finished() {
                 break;
             }
-            let timeout = self.next_timeout(now);
+            let timeout = self.next_timeout(self.now);
             if let Err(e) = self.sleep(timeout) {
                 tracing::error!(error = %e, "waiting for events failed; poller stops");
                 break;
@@ -391,6 +397,10 @@ impl Poller {
     }
 
     fn take_commands(&mut self) {
+        // Most turns find the queue empty: skip the fan-out bookkeeping then.
+        if self.remote.commands.is_empty() {
+            return;
+        }
         // Consecutive fan-outs of one group are delivered together (one walk of its
         // members); any other command delivers them first, so the order holds.
         let mut run: Option<Arc<Shard>> = None;
@@ -497,7 +507,6 @@ impl Poller {
 
     /// Acts on deadlines that passed. Returns `true` if it did something.
     fn check_deadlines(&mut self, now: Instant) -> bool {
-        self.now = now;
         let mut acted = self.resume_listeners(now);
         if let Some(d) = &self.draining {
             if !d.forced && now >= d.deadline {

@@ -213,6 +213,10 @@ impl Poller {
 
     /// Acts on every wheel entry that is due.
     pub(super) fn fire_timers(&mut self) {
+        // The common turn: nothing due, and no scratch vector to move in and out.
+        if !self.wheel.is_due(self.now) {
+            return;
+        }
         let mut due = std::mem::take(&mut self.due);
         self.wheel.expire(self.now, &mut due);
         for entry in due.drain(..) {
