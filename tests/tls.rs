@@ -646,7 +646,8 @@ fn client_certificates_are_verified_and_shown_to_the_handler() {
         .dial(addr(&server), Dialed { events: tx })
         .unwrap();
     // TLS 1.3 clients finish before the server checks, so the refusal arrives as an
-    // alert after the client opened, or fails the dial; either way it says why.
+    // alert after the client opened, or fails the dial. A client that opened may also
+    // lose the race with the server's close: its write then fails first.
     let mut events = Vec::new();
     while let Ok(e) = rx.recv_timeout(PATIENCE) {
         let end = e.starts_with("closed:") || e.starts_with("failed:");
@@ -655,15 +656,21 @@ fn client_certificates_are_verified_and_shown_to_the_handler() {
             break;
         }
     }
-    assert!(
-        events.last().is_some_and(|e| e.contains("InvalidData")),
-        "{events:?}"
-    );
-    let why = handle.transport_error().unwrap_or_default().to_owned();
-    assert!(
-        why.contains("CertificateRequired") || why.contains("certificate"),
-        "{why}"
-    );
+    let last = events.last().cloned().unwrap_or_default();
+    if last.contains("InvalidData") {
+        let why = handle.transport_error().unwrap_or_default().to_owned();
+        assert!(
+            why.contains("CertificateRequired") || why.contains("certificate"),
+            "{why}"
+        );
+    } else {
+        assert!(
+            last.contains("BrokenPipe") || last.contains("ConnectionReset"),
+            "{events:?}"
+        );
+    }
+    // The server refused it either way: its handshake failed, nothing was served.
+    assert!(eventually(|| server.stats().closed.error == 1));
     assert_eq!(seen.sessions.lock().unwrap().len(), 1, "never served");
     runtime.shutdown(PATIENCE);
     server.shutdown(PATIENCE);
