@@ -17,7 +17,9 @@ use rustls::client::{ClientConnectionData, UnbufferedClientConnection};
 use rustls::pki_types::ServerName;
 use rustls::server::UnbufferedServerConnection;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerConnectionData};
-use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, UnbufferedStatus};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, UnbufferedStatus,
+};
 
 use super::TlsInfo;
 use crate::transport::Transport;
@@ -306,11 +308,7 @@ impl<C: Records> Session<C> {
                     "0-RTT early data, which is not accepted".into(),
                 )),
                 Ok(ConnectionState::EncodeTlsData(mut message)) => {
-                    write_sized(out, 0, |buf| match message.encode(buf) {
-                        Ok(n) => Ok(n),
-                        Err(EncodeError::InsufficientSize(e)) => Err(Some(e.required_size)),
-                        Err(_) => Err(None),
-                    })?;
+                    write_message(out, &mut message)?;
                     Ok(true)
                 }
                 Ok(ConnectionState::TransmitTlsData(sent)) => {
@@ -358,13 +356,7 @@ impl<C: Records> Session<C> {
             let Ok(ConnectionState::EncodeTlsData(mut message)) = status.state else {
                 return;
             };
-            let written = write_sized(out, 0, |buf| {
-                message.encode(buf).map_err(|e| match e {
-                    EncodeError::InsufficientSize(e) => Some(e.required_size),
-                    _ => None,
-                })
-            });
-            if written.is_err() {
+            if write_message(out, &mut message).is_err() {
                 return;
             }
         }
@@ -409,10 +401,7 @@ impl<C: Records> Session<C> {
                                 &segment
                             };
                             write_sized(wire, sealed_len(data.len()), |buf| {
-                                traffic.encrypt(data, buf).map_err(|e| match e {
-                                    EncryptError::InsufficientSize(e) => Some(e.required_size),
-                                    _ => None,
-                                })
+                                traffic.encrypt(data, buf).map_err(room)
                             })?;
                         }
                         Ok(())
@@ -420,12 +409,7 @@ impl<C: Records> Session<C> {
                     false
                 }
                 Ok(ConnectionState::EncodeTlsData(mut message)) => {
-                    write_sized(wire, 0, |buf| {
-                        message.encode(buf).map_err(|e| match e {
-                            EncodeError::InsufficientSize(e) => Some(e.required_size),
-                            _ => None,
-                        })
-                    })?;
+                    write_message(wire, &mut message)?;
                     true
                 }
                 Ok(ConnectionState::TransmitTlsData(sent)) => {
@@ -472,20 +456,13 @@ impl<C: Records> Session<C> {
             let again = match status.state {
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
                     let _ = write_sized(wire, 64, |buf| {
-                        traffic.queue_close_notify(buf).map_err(|e| match e {
-                            EncryptError::InsufficientSize(e) => Some(e.required_size),
-                            _ => None,
-                        })
+                        traffic.queue_close_notify(buf).map_err(room)
                     });
                     false
                 }
-                Ok(ConnectionState::EncodeTlsData(mut message)) => write_sized(wire, 0, |buf| {
-                    message.encode(buf).map_err(|e| match e {
-                        EncodeError::InsufficientSize(e) => Some(e.required_size),
-                        _ => None,
-                    })
-                })
-                .is_ok(),
+                Ok(ConnectionState::EncodeTlsData(mut message)) => {
+                    write_message(wire, &mut message).is_ok()
+                }
                 Ok(ConnectionState::TransmitTlsData(sent)) => {
                     sent.done();
                     true
@@ -501,6 +478,25 @@ impl<C: Records> Session<C> {
                 return;
             }
         }
+    }
+}
+
+/// Writes a message rustls has ready (a handshake message, an alert, a ticket) into
+/// `out`.
+fn write_message<D>(out: &mut Output, message: &mut EncodeTlsData<'_, D>) -> io::Result<()> {
+    write_sized(out, 0, |buf| {
+        message.encode(buf).map_err(|e| match e {
+            EncodeError::InsufficientSize(e) => Some(e.required_size),
+            _ => None,
+        })
+    })
+}
+
+/// The room an encryption asked for, for [`write_sized`] (`None`: it failed otherwise).
+fn room(e: EncryptError) -> Option<usize> {
+    match e {
+        EncryptError::InsufficientSize(e) => Some(e.required_size),
+        _ => None,
     }
 }
 
