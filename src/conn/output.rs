@@ -116,6 +116,7 @@ impl Output {
     }
 
     /// The length of the segment [`pop_front`](Output::pop_front) would take next.
+    #[cfg(feature = "tls")]
     pub(crate) fn front_len(&mut self) -> Option<usize> {
         self.seal_tail();
         self.queue.front().map(Bytes::len)
