@@ -268,3 +268,32 @@ fn keyed_timers_fire_with_their_key_in_deadline_order_and_a_cancelled_one_never(
         server.shutdown(PATIENCE);
     }
 }
+
+/// In Pool dispatch, a deadline that passes while the handler runs on a worker is looked
+/// at once the session is home, although nothing else happens on the server: the
+/// worker's hand-back does not wake the poller, the poller's own wait is what brings it
+/// back.
+#[test]
+fn a_deadline_that_passes_while_the_handler_is_away_is_checked_when_it_returns() {
+    let slow_echo = handler_fn(|conn| {
+        // Longer than the idle timeout: its wheel entry fires while the handler is away.
+        std::thread::sleep(Duration::from_millis(400));
+        let n = conn.input().len();
+        let data = conn.input().next(n);
+        conn.output().write_bytes(data);
+    });
+    let server = server_with(
+        Dispatch::Pool { threads: 2 },
+        |b| b.idle_timeout(Duration::from_millis(150)),
+        slow_echo,
+    );
+    let mut s = connect(addr(&server));
+    assert_eq!(round_trip(&mut s, b"slow"), b"slow");
+    // Then silence: the idle timeout, counted from the reply, is what closes it.
+    assert!(
+        closed_by_server(&mut s),
+        "never closed after the handler came back"
+    );
+    assert!(eventually(|| server.stats().closed.idle_timeout == 1));
+    server.shutdown(PATIENCE);
+}

@@ -294,10 +294,14 @@ impl Poller {
         let Away {
             mut incoming,
             wanted_back,
+            watched,
             ..
         } = away;
         if wanted_back {
             self.remote.doorbell.got_back();
+        }
+        if watched {
+            self.away_watched -= 1;
         }
         if let Some(session) = slot.session() {
             let conn = &mut session.conn;
@@ -411,17 +415,19 @@ impl Poller {
             || slot.timers.has_deadlines();
         if let Holder::Away(away) = &mut slot.holder {
             away.input_taken = conn.input.len();
+            // The hand-back may come without waking this poller; while a session with
+            // deadlines is away, the poller's wait is bounded so they are checked soon
+            // after it returns.
+            away.watched = watched;
+        }
+        if watched {
+            self.away_watched += 1;
         }
         // If the poller already needs the session back to make progress (the peer hung
         // up, a close is decided, reading is paused until the handler consumes), its
         // hand-back must wake it.
         if slot.reading != Reading::Open || matches!(slot.phase, Phase::Closing(_)) {
             self.want_back(index);
-        }
-        // The hand-back may come without waking this poller; a connection with
-        // deadlines keeps a wheel entry so they are checked meanwhile.
-        if watched {
-            self.recheck_later(index);
         }
         self.dispatch_job(Job {
             poller: self.remote.index,

@@ -263,7 +263,12 @@ impl Poller {
         }
         let span = match slot.holder {
             Holder::Home(session) => session.conn.span.clone(),
-            Holder::Away(_) => tracing::Span::none(),
+            Holder::Away(away) => {
+                if away.watched {
+                    self.away_watched -= 1;
+                }
+                tracing::Span::none()
+            }
         };
         self.remote
             .counters

@@ -244,6 +244,10 @@ pub(crate) struct Poller {
     now: Instant,
     /// Scratch space for due timer entries (kept to reuse its capacity).
     due: Vec<Entry>,
+    /// Sessions with deadlines whose handler is on a worker. While there are any, the
+    /// poller wakes at least every `AWAY_RECHECK`: their hand-backs may come without
+    /// waking it, and their deadlines are checked when they are home.
+    away_watched: usize,
     /// Scratch space for a fan-out's members.
     fanout_targets: Vec<(Token, usize)>,
     /// Members that fan-outs queued output on during this batch of commands, each once,
@@ -292,6 +296,7 @@ impl Poller {
             wheel: TimerWheel::new(Instant::now()),
             now: Instant::now(),
             due: Vec::new(),
+            away_watched: 0,
             fanout_targets: Vec::new(),
             fanout_pending: fanout::Pending::default(),
             fanout_messages: Vec::new(),
@@ -486,7 +491,10 @@ impl Poller {
     }
 
     fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        let wheel = self.wheel.next_timeout(now);
+        let mut wheel = self.wheel.next_timeout(now);
+        if self.away_watched > 0 {
+            wheel = Some(wheel.map_or(timeouts::AWAY_RECHECK, |d| d.min(timeouts::AWAY_RECHECK)));
+        }
         if self.draining.is_none() && self.listeners.iter().all(|l| l.paused_until.is_none()) {
             return wheel; // the common turn: no instant arithmetic beyond the wheel's
         }

@@ -68,6 +68,9 @@ pub(crate) struct Away {
     /// The poller has news for it: counted by the doorbell so its hand-back wakes the
     /// poller.
     pub(super) wanted_back: bool,
+    /// The session has deadlines: counted in `Poller::away_watched`, which keeps the
+    /// poller waking to take it back.
+    pub(super) watched: bool,
 }
 
 /// The read side.

@@ -116,9 +116,13 @@ impl SlotTimers {
     }
 }
 
-/// How often the deadlines of a connection whose handler is on a worker are looked at:
-/// its hand-back may come back without waking the poller.
-const AWAY_RECHECK: Duration = Duration::from_millis(50);
+/// How often a poller wakes while sessions with deadlines are on workers: a hand-back
+/// may come without waking it, and a session's deadlines are checked when it is home.
+///
+/// This is one bound on the poller's wait, not a wheel entry per session: an entry per
+/// hand-off would leave the connection's later entry (its idle deadline) stale in the
+/// wheel, and a busy connection would pile up one every 50 ms for a whole idle timeout.
+pub(super) const AWAY_RECHECK: Duration = Duration::from_millis(50);
 
 impl Poller {
     /// Restarts or clears a home connection's timeout windows from its current state,
@@ -206,11 +210,6 @@ impl Poller {
         }
     }
 
-    /// Looks at this connection's deadlines again shortly (its handler is away).
-    pub(super) fn recheck_later(&mut self, index: usize) {
-        self.schedule(index, self.now + AWAY_RECHECK);
-    }
-
     /// Acts on every wheel entry that is due.
     pub(super) fn fire_timers(&mut self) {
         // The common turn: nothing due, and no scratch vector to move in and out.
@@ -253,8 +252,9 @@ impl Poller {
         }
         let Holder::Home(session) = &mut slot.holder else {
             // The handler is still running on a worker (a finished one would have been
-            // taken back at the top of this turn): look again later.
-            self.recheck_later(index);
+            // taken back at the top of this turn). Its entry is spent, so its return
+            // looks at every deadline (`rearm` with no entry live), and the poller
+            // wakes to take it back (`away_watched`).
             return;
         };
         let conn = &mut session.conn;
