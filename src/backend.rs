@@ -11,8 +11,8 @@ pub const BACKEND_ENV: &str = "NETLOOP_BACKEND";
 /// Both keep the same contracts (one call in flight per connection, no spinning,
 /// backpressure, graceful shutdown); they differ in how they talk to the kernel. With
 /// epoll a request costs at least a `read` and a `sendmsg` plus a share of an
-/// `epoll_wait`; with io_uring, receives complete into a ring of provided buffers and a
-/// whole loop turn's submissions and waiting take one `io_uring_enter`.
+/// `epoll_wait`; with io_uring, small messages are received into a ring of provided
+/// buffers and a whole loop turn's submissions and waiting take one `io_uring_enter`.
 ///
 /// The environment variable [`NETLOOP_BACKEND`](BACKEND_ENV) (`epoll`, `io_uring`,
 /// `auto`) overrides the builder's choice, so a deployed binary can be switched without
@@ -30,9 +30,8 @@ pub enum Backend {
     Epoll,
     /// io_uring (Linux 6.0 or later); starting fails with [`Error::Config`] saying why
     /// if it is not usable here. It makes an order of magnitude fewer system calls for
-    /// many small messages; for bulk streams it copies each received byte once more
-    /// than epoll (from the provided buffer into the connection's buffer), so epoll
-    /// moves large transfers faster.
+    /// many small messages; a bulk stream is polled and read straight into the
+    /// connection's buffer, as on epoll, so it is not copied twice.
     IoUring,
 }
 

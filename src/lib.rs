@@ -26,8 +26,10 @@
 //!
 //! The default backend is [`Backend::Epoll`]. With [`Backend::IoUring`] (or
 //! [`Backend::Auto`], or `NETLOOP_BACKEND=io_uring`) each poller owns an io_uring
-//! instead: connections are accepted and read by multishot operations into a ring of
-//! provided buffers (copied into the same input buffers), dials connect with a connect
+//! instead: connections are accepted by a multishot operation, small messages are read
+//! by multishot receives into a ring of provided buffers (copied into the same input
+//! buffers), streams are polled and read straight into their input buffers, dials
+//! connect with a connect
 //! operation, and with inline dispatch a loop turn's sends and its wait are one system
 //! call. The contracts are the same.
 //!

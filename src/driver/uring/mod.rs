@@ -2,11 +2,15 @@
 //!
 //! How the driver calls map onto the ring:
 //!
-//! * reading a connection is a **multishot receive** drawing on a provided-buffer ring
-//!   ([`BufRing`]); each completion's bytes are copied into the connection's own input
-//!   buffer by [`receive`](Uring::receive) and the buffer goes straight back to the ring,
-//!   so handlers keep getting zero-copy `Bytes` of netloop's buffers and one slow
-//!   handler can never starve the ring;
+//! * reading a connection that sends small messages is a **multishot receive** drawing
+//!   on a provided-buffer ring ([`BufRing`]); each completion's bytes are copied into the
+//!   connection's own input buffer by [`receive`](Uring::receive) and the buffer goes
+//!   straight back to the ring, so handlers keep getting zero-copy `Bytes` of netloop's
+//!   buffers and one slow handler can never starve the ring;
+//! * reading a connection that streams (its last read filled what it asked for) or is
+//!   near its input mark is a one-shot `POLLIN` poll followed by one `recv(2)` straight
+//!   into the connection's buffer, as on epoll: a bulk stream is not copied twice, and
+//!   the read stops at what the poller has room for;
 //! * "watch for writable" is a one-shot `POLLOUT` poll, re-armed while it is wanted, which
 //!   gives the level-triggered behaviour the poller expects;
 //! * a listener is a **multishot accept**; the waker's eventfd a multishot poll; a
@@ -57,12 +61,9 @@ const BUF_GROUP: u16 = 0;
 const BUF_COUNT: u16 = 1024;
 /// Size of each provided buffer.
 const BUF_LEN: usize = 4096;
-/// A second group of large buffers for single receives (connections reading one buffer
-/// per turn: near their input mark, or streaming): one receive takes up to 64 KiB, as
-/// one epoll read into a pooled buffer does, instead of one 4 KiB buffer per turn.
-const BIG_GROUP: u16 = 1;
-const BIG_COUNT: u16 = 128;
-const BIG_LEN: usize = 64 * 1024;
+/// What a connection is assumed to have room for until the poller says
+/// ([`Uring::pace_reads`]).
+const INITIAL_ROOM: usize = 64 * 1024;
 /// Room a connection must have left under its input mark for a multishot receive: one
 /// may deliver up to 32 buffers per wake-up (the kernel's retry limit), and the cancel
 /// that stops it can take effect a wake-up late, so twice that.
@@ -80,8 +81,8 @@ const ACCEPT: u64 = 3;
 const WAKE: u64 = 4;
 const CANCEL: u64 = 5;
 const SEND: u64 = 6;
-/// A single receive from the large-buffer group.
-const RECV_ONE: u64 = 7;
+/// A one-shot readability poll: the poller then reads with `recv(2)`.
+const POLL_IN: u64 = 7;
 const CONNECT: u64 = 8;
 
 fn user_data(kind: u64, token: Token) -> u64 {
@@ -107,19 +108,20 @@ struct Watch {
     want: Interest,
     /// The receive (connections) or accept (listeners).
     input: Op,
-    /// The armed receive is multishot (rather than one buffer's worth).
+    /// The armed input operation is a multishot receive (rather than a readability
+    /// poll).
     input_multi: bool,
-    /// Receive one buffer per turn instead of all that arrives when the connection has
-    /// less than [`MULTISHOT_ROOM`] left under its input mark (`room`, from the poller,
-    /// less what was delivered since), or when the last receive filled what it asked for
-    /// (`bursting`: more is probably waiting, and a multishot receive would take all of
-    /// it at once, hundreds of KiB in one wait). A new connection starts bursting, so a
-    /// peer that floods from the start is read one buffer per turn. A single receive
-    /// asks for at most `room` (at least one small buffer), so it stops at the mark.
+    /// Read one buffer per turn, with a poll and a `recv(2)` into the connection's own
+    /// buffer, instead of all that arrives, when the connection has less than
+    /// [`MULTISHOT_ROOM`] left under its input mark (`room`, from the poller, less what
+    /// was delivered since), or when the last read filled what it asked for or was more
+    /// than a small buffer (`bursting`: a stream, or more is probably waiting, and a
+    /// multishot receive would take all of it at once, hundreds of KiB in one wait, each
+    /// byte copied out of a provided buffer). A new
+    /// connection starts bursting, so a peer that floods from the start is read one
+    /// buffer per turn.
     room: usize,
     bursting: bool,
-    /// What the armed single receive asked for.
-    single_len: usize,
     /// The input operation ended for good (end-of-file, an error): not re-armed until
     /// the poller re-registers the socket.
     input_ended: bool,
@@ -145,9 +147,8 @@ impl Watch {
             want,
             input: Op::Idle,
             input_multi: false,
-            room: BIG_LEN,
+            room: INITIAL_ROOM,
             bursting: true,
-            single_len: 0,
             input_ended: false,
             output: Op::Idle,
             send: Op::Idle,
@@ -221,11 +222,11 @@ enum Current {
     /// Received bytes, in a provided buffer.
     Data {
         token: Token,
-        /// From the large-buffer group.
-        big: bool,
         bid: u16,
         len: usize,
     },
+    /// The socket is readable: the poller's `receive` reads it.
+    Ready(Token),
     /// The receive ended: end-of-file.
     Eof,
     /// A listener's new connection.
@@ -240,7 +241,6 @@ enum Current {
 pub(crate) struct Uring {
     ring: ManuallyDrop<IoUring>,
     bufs: ManuallyDrop<BufRing>,
-    big: ManuallyDrop<BufRing>,
     /// The ring is enabled on the poller thread (it is created disabled, so that the
     /// thread that submits is the one the kernel binds it to).
     started: bool,
@@ -282,11 +282,9 @@ impl Uring {
             supported
         });
         let bufs = BufRing::new(&ring, BUF_GROUP, BUF_COUNT, BUF_LEN)?;
-        let big = BufRing::new(&ring, BIG_GROUP, BIG_COUNT, BIG_LEN)?;
         Ok(Uring {
             ring: ManuallyDrop::new(ring),
             bufs: ManuallyDrop::new(bufs),
-            big: ManuallyDrop::new(big),
             started: false,
             waker_fd: waker.raw_fd(),
             conns: Vec::new(),
@@ -571,8 +569,8 @@ impl Uring {
         let mut sqes: [Option<squeue::Entry>; 2] = [None, None];
         let mut armed = 0;
         let want_input = w.want.read && !w.input_ended;
-        // A multishot receive takes everything that arrives; a limited connection gets
-        // a single receive instead, one buffer per turn.
+        // A multishot receive takes everything that arrives; a limited or streaming
+        // connection is polled instead, and read one buffer per turn.
         let one_at_a_time = w.one_at_a_time();
         let too_much = !listener && one_at_a_time && w.input_multi;
         match (want_input, w.input) {
@@ -583,12 +581,9 @@ impl Uring {
                         .build()
                         .user_data(user_data(ACCEPT, token))
                 } else if one_at_a_time {
-                    w.single_len = w.room.clamp(BUF_LEN, BIG_LEN);
-                    opcode::Recv::new(fd, std::ptr::null_mut(), w.single_len as u32)
-                        .buf_group(BIG_GROUP)
+                    opcode::PollAdd::new(fd, libc::POLLIN as u32)
                         .build()
-                        .flags(squeue::Flags::BUFFER_SELECT)
-                        .user_data(user_data(RECV_ONE, token))
+                        .user_data(user_data(POLL_IN, token))
                 } else {
                     opcode::RecvMulti::new(fd, BUF_GROUP)
                         .build()
@@ -602,7 +597,7 @@ impl Uring {
                 let kind = match (listener, w.input_multi) {
                     (true, _) => ACCEPT,
                     (false, true) => RECV,
-                    (false, false) => RECV_ONE,
+                    (false, false) => POLL_IN,
                 };
                 sqes[0] = Some(cancel(user_data(kind, token)));
                 w.input = Op::Cancelling;
@@ -636,13 +631,8 @@ impl Uring {
     pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         self.recycle_current();
         // Every buffer a completion handed over has been copied out and given back.
-        debug_assert_eq!(
-            self.bufs.out() + self.big.out(),
-            0,
-            "provided buffers leaked"
-        );
+        debug_assert_eq!(self.bufs.out(), 0, "provided buffers leaked");
         self.bufs.publish();
-        self.big.publish();
         self.cqes.clear();
         self.cursor = 0;
         let result = match timeout {
@@ -678,7 +668,7 @@ impl Uring {
     /// buffer, an accepted descriptor (closed).
     fn recycle_current(&mut self) {
         match std::mem::replace(&mut self.current, Current::None) {
-            Current::Data { bid, big, .. } => self.group(big).push(bid),
+            Current::Data { bid, .. } => self.bufs.push(bid),
             // SAFETY: the kernel created this descriptor for us and nobody took it.
             Current::Accepted(fd) => drop(unsafe { OwnedFd::from_raw_fd(fd) }),
             _ => {}
@@ -710,9 +700,8 @@ impl Uring {
         let token = Token(ud & !KIND_MASK);
         let more = cqueue::more(flags);
         let bid = cqueue::buffer_select(flags);
-        let big = kind == RECV_ONE;
         if bid.is_some() {
-            self.group(big).taken();
+            self.bufs.taken();
         }
         if kind == CANCEL {
             return None;
@@ -731,7 +720,7 @@ impl Uring {
             // The socket was closed: give back the buffer or descriptor the completion
             // carries, and close the socket once its last operation is over.
             if let Some(bid) = bid {
-                self.group(big).push(bid);
+                self.bufs.push(bid);
             }
             if !more {
                 self.retired_op(token);
@@ -748,14 +737,33 @@ impl Uring {
         };
         let errno = -res;
         let event = match kind {
-            RECV | RECV_ONE => {
+            POLL_IN => {
+                w.input = Op::Idle;
+                if errno == libc::ECANCELED || !w.want.read || w.input_ended {
+                    // Cancelled, or no longer wanted: nothing was taken from the socket,
+                    // so nothing is lost by not reporting it.
+                    None
+                } else if res < 0 {
+                    w.input_ended = true;
+                    self.current = Current::Failed(errno);
+                    Some(Event {
+                        error: true,
+                        ..Event::new(token)
+                    })
+                } else {
+                    // Readable, at end-of-file or with an error pending: the read says
+                    // which.
+                    self.current = Current::Ready(token);
+                    Some(readable(token))
+                }
+            }
+            RECV => {
                 if !more {
                     w.input = Op::Idle;
                 }
                 if res > 0 {
                     self.current = Current::Data {
                         token,
-                        big,
                         bid: bid.expect("a receive with data names its buffer"),
                         len: res as usize,
                     };
@@ -857,15 +865,6 @@ impl Uring {
         event
     }
 
-    /// The buffer group a receive drew on.
-    fn group(&mut self, big: bool) -> &mut BufRing {
-        if big {
-            &mut self.big
-        } else {
-            &mut self.bufs
-        }
-    }
-
     fn start_waker(&mut self) {
         let sqe = opcode::PollAdd::new(types::Fd(self.waker_fd), libc::POLLIN as u32)
             .multi(true)
@@ -911,28 +910,34 @@ impl Uring {
         self.retiring.len()
     }
 
-    /// Appends the bytes of the current receive event to `buf`: `Ok(0)` at end-of-file,
-    /// `WouldBlock` if the event carried none.
-    pub(crate) fn receive(&mut self, _fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
+    /// Appends the bytes of the current receive event to `buf` (after a readability
+    /// poll, reads them from the socket into it): `Ok(0)` at end-of-file, `WouldBlock`
+    /// if the event carried none.
+    pub(crate) fn receive(&mut self, fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
         match std::mem::replace(&mut self.current, Current::None) {
-            Current::Data {
-                token,
-                big,
-                bid,
-                len,
-            } => {
-                let group = self.group(big);
-                buf.extend_from_slice(group.data(bid, len));
-                group.push(bid);
-                if let Some(w) = self.watch_mut(token) {
-                    let was = w.one_at_a_time();
-                    w.bursting = len == if big { w.single_len } else { BUF_LEN };
-                    w.room = w.room.saturating_sub(len);
-                    if w.one_at_a_time() != was {
-                        self.reconcile(token);
-                    }
-                }
+            Current::Data { token, bid, len } => {
+                buf.extend_from_slice(self.bufs.data(bid, len));
+                self.bufs.push(bid);
+                // A full provided buffer: more is probably waiting.
+                self.received(token, len, len == BUF_LEN);
                 Ok(len)
+            }
+            Current::Ready(token) => {
+                let asked = buf.capacity() - buf.len();
+                let result = sys::read_into(fd, buf);
+                match &result {
+                    Ok(0) => self.input_ended(token),
+                    // More than a small buffer's worth: a stream, which stays on reads
+                    // into its own buffer (the end of each of its messages is a short
+                    // read, and switching to a multishot receive there would copy the
+                    // start of the next one through provided buffers).
+                    Ok(n) => self.received(token, *n, *n == asked || *n > BUF_LEN),
+                    Err(e)
+                        if e.kind() == io::ErrorKind::WouldBlock
+                            || e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => self.input_ended(token),
+                }
+                result
             }
             Current::Eof => Ok(0),
             Current::Failed(errno) => Err(io::Error::from_raw_os_error(errno)),
@@ -940,6 +945,28 @@ impl Uring {
                 self.current = other;
                 Err(io::ErrorKind::WouldBlock.into())
             }
+        }
+    }
+
+    /// A read delivered `len` bytes (`bursting`: probably more waiting): keeps the
+    /// watch's pacing in step.
+    fn received(&mut self, token: Token, len: usize, bursting: bool) {
+        if let Some(w) = self.watch_mut(token) {
+            let was = w.one_at_a_time();
+            w.bursting = bursting;
+            w.room = w.room.saturating_sub(len);
+            if w.one_at_a_time() != was {
+                self.reconcile(token);
+            }
+        }
+    }
+
+    /// A read found end-of-file or an error: the poll re-armed meanwhile is cancelled,
+    /// and nothing is armed again until the poller re-registers the socket.
+    fn input_ended(&mut self, token: Token) {
+        if let Some(w) = self.watch_mut(token) {
+            w.input_ended = true;
+            self.reconcile(token);
         }
     }
 }
@@ -1005,7 +1032,6 @@ impl Drop for Uring {
         unsafe {
             ManuallyDrop::drop(&mut self.ring);
             ManuallyDrop::drop(&mut self.bufs);
-            ManuallyDrop::drop(&mut self.big);
         }
     }
 }
