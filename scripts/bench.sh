@@ -10,6 +10,7 @@
 #   scripts/bench.sh                    # all scenarios, 3 rounds (about 40 minutes)
 #   scripts/bench.sh --quick            # 1 short round of the main scenarios (< 2 minutes once built)
 #   scripts/bench.sh --rounds 5 --duration 10 --only http,echo-100
+#   scripts/bench.sh --servers netloop,netloop-uring   # only these servers, where a scenario has them
 #
 # Each run starts one server pinned to CPU 0 (one thread: `--pollers 1` / `--threads 1`)
 # and the load generator (wrk, or netloop-load) pinned to CPU 1. perf attaches to the
@@ -22,14 +23,15 @@
 # Output: one line per run on stderr as it goes, then a markdown table of medians and
 # ratios (netloop / peer) on stdout. Raw results and the summary go to
 # bench/results/<UTC time>[-quick].json and a chart to bench/results/<same>.png; a full
-# run also refreshes bench/results/latest.{json,png}, which the README shows.
+# run (every scenario and server) also refreshes bench/results/latest.{json,png}, which
+# the README shows.
 #
 # Needs: two CPUs, perf (linux-perf) with permission to attach, python3. wrk and gnuplot
 # are installed with apt-get if missing.
 set -euo pipefail
 
 usage() {
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     echo "scenarios: ${ALL_SCENARIOS[*]}"
 }
 
@@ -44,12 +46,14 @@ DUR=8
 WARMUP=2
 QUICK=0
 ONLY=""
+SERVERS=""
 while (($#)); do
     case $1 in
         --quick) QUICK=1 ;;
         --rounds) ROUNDS=$2; shift ;;
         --duration) DUR=$2; shift ;;
         --only) ONLY=$2; shift ;;
+        --servers) SERVERS=$2; shift ;;
         -h | --help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -237,6 +241,14 @@ port=18100
 started=$SECONDS
 for scenario in "${scenarios[@]}"; do
     scenario_spec "$scenario"
+    if [[ -n $SERVERS ]]; then
+        kept=()
+        for s in "${servers[@]}"; do
+            [[ ",$SERVERS," == *",$s,"* ]] && kept+=("$s")
+        done
+        servers=("${kept[@]}")
+        ((${#servers[@]})) || { echo "$scenario: none of --servers $SERVERS runs it; skipped" >&2; continue; }
+    fi
     for round in $(seq "$ROUNDS"); do
         # Rotate the order each round: nobody is always first or last.
         n=${#servers[@]}
@@ -253,7 +265,7 @@ echo "all runs took $((SECONDS - started)) s" >&2
 mkdir -p bench/results
 python3 scripts/bench_report.py "$work/runs.jsonl" "bench/results/$stamp" \
     --rounds "$ROUNDS" --duration "$DUR" --warmup "$WARMUP"
-if ((!QUICK)) && [[ -z $ONLY ]]; then
+if ((!QUICK)) && [[ -z $ONLY && -z $SERVERS ]]; then
     cp "bench/results/$stamp.json" bench/results/latest.json
     cp "bench/results/$stamp.png" bench/results/latest.png
 fi
