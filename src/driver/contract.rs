@@ -43,7 +43,7 @@ fn drivers() -> Vec<(&'static str, Driver, Waker)> {
 fn event_for(d: &mut Driver, token: Token, want: impl Fn(&Event) -> bool) -> Event {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        d.wait(Some(Duration::from_millis(50))).unwrap();
+        d.wait(Some(Duration::from_millis(50)), false).unwrap();
         while let Some(e) = d.next_event() {
             if e.token == token && want(&e) {
                 return e;
@@ -175,7 +175,7 @@ fn closing_a_socket_with_an_operation_pending_waits_for_its_end() {
         let t = conn_token(3);
         // An armed receive that nothing will complete.
         d.register(a.as_raw_fd(), t, Interest::READ).unwrap();
-        d.wait(Some(Duration::ZERO)).unwrap();
+        d.wait(Some(Duration::ZERO), false).unwrap();
         while d.next_event().is_some() {}
         d.close(OwnedFd::from(a), t);
         // Epoll closes at once; io_uring once the cancelled receive's completion came.
@@ -183,7 +183,7 @@ fn closing_a_socket_with_an_operation_pending_waits_for_its_end() {
         assert_eq!(d.closing() > 0, completion_backend, "{name}");
         let deadline = Instant::now() + Duration::from_secs(10);
         while d.closing() > 0 && Instant::now() < deadline {
-            d.wait(Some(Duration::from_millis(10))).unwrap();
+            d.wait(Some(Duration::from_millis(10)), false).unwrap();
             while let Some(e) = d.next_event() {
                 assert_ne!(e.token, t, "{name}: no event for a closed socket");
             }

@@ -112,7 +112,9 @@ impl Epoll {
         drop(fd);
     }
 
-    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    /// One `epoll_wait`, which reports every ready socket (up to the event array) at
+    /// once, so `_gather` asks nothing more of it.
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>, _gather: bool) -> io::Result<()> {
         let ms = match timeout {
             None => -1,
             // Round up so a short timeout does not become a busy zero-timeout loop.

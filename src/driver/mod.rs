@@ -132,8 +132,12 @@ impl Driver {
     }
 
     /// Blocks until something happens or `timeout` passes (`None`: no time limit).
-    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        forward!(self, d => d.wait(timeout))
+    ///
+    /// `gather`: the poller's work multiplies with its input (a fan-out ran last turn),
+    /// so a backend that delivers completions in batches delivers all that is pending
+    /// instead, and the next turn's fan-outs carry more messages each.
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>, gather: bool) -> io::Result<()> {
+        forward!(self, d => d.wait(timeout, gather))
     }
 
     /// The next event of this turn.

@@ -255,6 +255,9 @@ pub(crate) struct Poller {
     fanout_pending: fanout::Pending,
     /// Scratch space for a run of fan-out messages (keeps its capacity).
     fanout_messages: Vec<Bytes>,
+    /// A fan-out ran this turn: the next wait gathers all pending input
+    /// ([`Driver::wait`]).
+    fanned_out: bool,
 }
 
 impl Poller {
@@ -300,6 +303,7 @@ impl Poller {
             fanout_targets: Vec::new(),
             fanout_pending: fanout::Pending::default(),
             fanout_messages: Vec::new(),
+            fanned_out: false,
             remote,
         })
     }
@@ -363,7 +367,8 @@ impl Poller {
         } else {
             timeout
         };
-        let result = self.driver.wait(timeout);
+        let gather = std::mem::take(&mut self.fanned_out);
+        let result = self.driver.wait(timeout, gather);
         self.remote.doorbell.awake();
         result
     }
@@ -445,6 +450,7 @@ impl Poller {
     /// Delivers the run of fan-out messages gathered so far, if any.
     fn fan_out_run(&mut self, run: &mut Option<Arc<Shard>>, messages: &mut Vec<Bytes>) {
         if let Some(shard) = run.take() {
+            self.fanned_out = true;
             self.fan_out(&shard, messages);
             messages.clear();
         }

@@ -68,6 +68,12 @@ const INITIAL_ROOM: usize = 64 * 1024;
 /// may deliver up to 32 buffers per wake-up (the kernel's retry limit), and the cancel
 /// that stops it can take effect a wake-up late, so twice that.
 const MULTISHOT_ROOM: usize = 2 * 32 * BUF_LEN;
+/// Receive completions in one wait from which more deferred task work is assumed to be
+/// pending (the kernel runs 20 items per wait; see [`Uring::wait`]).
+const LOCAL_WORK_BATCH: usize = 16;
+/// Completions a flush of pending task work may produce: at most what the completion
+/// queue has room for after a wait's were collected (4 × `SQ_ENTRIES`), less a margin.
+const FLUSH_EVENTS: usize = 2 * SQ_ENTRIES as usize;
 /// How long dropping a ring waits for cancelled operations to finish.
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
@@ -628,7 +634,7 @@ impl Uring {
 
     /// Submits this turn's operations and blocks until something completes or `timeout`
     /// passes (`None`: no time limit), in one system call.
-    pub(crate) fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn wait(&mut self, timeout: Option<Duration>, gather: bool) -> io::Result<()> {
         self.recycle_current();
         // Every buffer a completion handed over has been copied out and given back.
         debug_assert_eq!(self.bufs.out(), 0, "provided buffers leaked");
@@ -643,15 +649,31 @@ impl Uring {
                 self.ring.submitter().submit_with_args(1, &args)
             }
         };
-        match result {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+        settle(result)?;
         self.collect();
+        if gather && self.received_count() >= LOCAL_WORK_BATCH {
+            // The kernel posts receive completions from deferred task work, and one
+            // wait runs only a small batch of it once a completion is there (20 items
+            // on 6.13+). A full batch means more is probably pending: run it now, with
+            // no waiting, so this turn sees everything that arrived. Otherwise a burst
+            // from many connections is served a few dozen messages a turn, and a
+            // fan-out it causes (a send to every member) is paid again for each turn.
+            // Only then: for request-response traffic the small batches cost less
+            // (measured: framed RPC 1 KiB took 13 % more CPU per request with it).
+            let ts = types::Timespec::new();
+            let args = types::SubmitArgs::new().timespec(&ts);
+            settle(self.ring.submitter().submit_with_args(FLUSH_EVENTS, &args))?;
+            self.collect();
+        }
         Ok(())
+    }
+
+    /// Receive completions in this turn's list.
+    fn received_count(&self) -> usize {
+        self.cqes
+            .iter()
+            .filter(|&&(ud, _, _)| (ud & KIND_MASK) >> KIND_SHIFT == RECV)
+            .count()
     }
 
     /// Moves the completion queue's entries into this turn's list.
@@ -968,6 +990,18 @@ impl Uring {
             w.input_ended = true;
             self.reconcile(token);
         }
+    }
+}
+
+/// What a wait's result means: completions, a timeout or an interrupted wait are all
+/// fine (the caller collects what there is).
+fn settle(result: io::Result<usize>) -> io::Result<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
