@@ -19,7 +19,7 @@ import tempfile
 
 # Display order of the servers and scenarios.
 SERVERS = ["netloop", "netloop-uring", "netloop-uring-zc", "netloop-pool", "tokio-ct", "tokio-mt", "may-minihttp", "monoio",
-           "fastwebsockets", "tokio-tungstenite", "uws"]
+           "fastwebsockets", "tokio-tungstenite", "uws", "tokio-rustls"]
 SCENARIOS = {
     "http": "HTTP plaintext, 64 conns (wrk)",
     "http-pipelined": "HTTP pipelined x16, 64 conns (wrk)",
@@ -41,6 +41,8 @@ SCENARIOS = {
     "bcast-20-100": "WebSocket broadcast 20 B, 100 subscribers, 100 senders a round (req = delivery)",
     "bcast-20-1000": "WebSocket broadcast 20 B, 1,000 subscribers, 1,000 senders a round (req = delivery)",
     "bcast-20-10000": "WebSocket broadcast 20 B, 10,000 subscribers, 100 senders a round (req = delivery)",
+    "idle-10k-tls": "10,000 idle HTTPS conns",
+    "idle-10k-wss": "10,000 idle wss conns",
 }
 WS_LOAD = [s for s in SCENARIOS if s.startswith("ws-")]
 
