@@ -7,8 +7,8 @@
 //!   connection's own input buffer by [`receive`](Uring::receive) and the buffer goes
 //!   straight back to the ring, so handlers keep getting zero-copy `Bytes` of netloop's
 //!   buffers and one slow handler can never starve the ring;
-//! * reading a connection that streams (its last read filled what it asked for) or is
-//!   near its input mark is a one-shot `POLLIN` poll followed by one `recv(2)` straight
+//! * reading a connection that streams (its last read filled what it asked for, or was
+//!   more than one provided buffer) or is near its input mark is a one-shot `POLLIN` poll followed by one `recv(2)` straight
 //!   into the connection's buffer, as on epoll: a bulk stream is not copied twice, and
 //!   the read stops at what the poller has room for;
 //! * "watch for writable" is a one-shot `POLLOUT` poll, re-armed while it is wanted, which
@@ -24,8 +24,9 @@
 //!   is lost or reported late;
 //! * the turn's new submissions and the wait go to the kernel in one `io_uring_enter`.
 //!
-//! Safety rules (each checked by the tests): the kernel never writes into memory a
-//! connection owns (only into the ring's buffers, which live as long as the ring); a
+//! Safety rules (each checked by the tests): no ring operation writes into memory a
+//! connection owns (only into the ring's buffers, which live as long as the ring; the
+//! polled reads are plain `recv(2)` calls, done before they return); a
 //! socket is closed only after every operation on it has posted its final completion,
 //! because a pending operation keeps the socket open; a completion for a connection that
 //! is gone still returns its buffer; and the ring is dropped only after all operations
@@ -123,9 +124,8 @@ struct Watch {
     /// was delivered since), or when the last read filled what it asked for or was more
     /// than a small buffer (`bursting`: a stream, or more is probably waiting, and a
     /// multishot receive would take all of it at once, hundreds of KiB in one wait, each
-    /// byte copied out of a provided buffer). A new
-    /// connection starts bursting, so a peer that floods from the start is read one
-    /// buffer per turn.
+    /// byte copied out of a provided buffer). A new connection starts bursting, so a
+    /// peer that floods from the start is read one buffer per turn.
     room: usize,
     bursting: bool,
     /// The input operation ended for good (end-of-file, an error): not re-armed until
