@@ -82,6 +82,7 @@ impl Input {
     ///
     /// # Panics
     /// If fewer than `n` bytes are buffered.
+    #[inline]
     pub fn next(&mut self, n: usize) -> Bytes {
         self.check(n, "next");
         self.consumed += n;
@@ -230,13 +231,20 @@ impl Input {
         self.appended();
     }
 
+    #[inline]
     fn check(&self, n: usize, what: &str) {
-        assert!(
-            n <= self.buf.len(),
-            "Input::{what}({n}) with only {} bytes buffered",
-            self.buf.len()
-        );
+        if n > self.buf.len() {
+            too_few(what, n, self.buf.len());
+        }
     }
+}
+
+/// The panic of a consuming call asked for more than is buffered (out of line: the
+/// calls that check are on every request's path).
+#[cold]
+#[inline(never)]
+fn too_few(what: &str, n: usize, len: usize) -> ! {
+    panic!("Input::{what}({n}) with only {len} bytes buffered");
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -108,23 +108,32 @@ impl Link {
     }
 
     /// Bytes were appended to [`read_buf`](Link::read_buf): make them input.
+    // Inlined for the plain path (a call per read); a transport's decode is out of line.
+    #[inline]
     pub(crate) fn received(&mut self, input: &mut Input) {
-        match self.layer.as_mut() {
-            None => input.appended(),
-            Some(l) => {
-                let before = input.buf.len();
-                if let Err(e) = l
-                    .transport
-                    .decode(&mut l.wire_in, &mut input.buf, &mut l.wire_out)
-                {
-                    tracing::debug!(error = %e, "transport cannot decode the peer's bytes");
-                    self.decode_error.get_or_insert(e.kind());
-                    self.failure.get_or_insert_with(|| e.to_string());
-                }
-                if input.buf.len() > before {
-                    input.appended();
-                }
-            }
+        if self.layer.is_none() {
+            input.appended();
+        } else {
+            self.decode_received(input);
+        }
+    }
+
+    #[inline(never)]
+    fn decode_received(&mut self, input: &mut Input) {
+        let Some(l) = self.layer.as_mut() else {
+            return;
+        };
+        let before = input.buf.len();
+        if let Err(e) = l
+            .transport
+            .decode(&mut l.wire_in, &mut input.buf, &mut l.wire_out)
+        {
+            tracing::debug!(error = %e, "transport cannot decode the peer's bytes");
+            self.decode_error.get_or_insert(e.kind());
+            self.failure.get_or_insert_with(|| e.to_string());
+        }
+        if input.buf.len() > before {
+            input.appended();
         }
     }
 
@@ -151,20 +160,28 @@ impl Link {
     /// The queue to send: the output itself (plain TCP), or the transport's wire queue
     /// after encoding what the handler queued. Until the transport's handshake is done
     /// nothing is encoded (bytes other threads sent meanwhile wait in the output).
+    // Inlined for the plain path (a call per send); a transport's encode is out of line.
+    #[inline]
     pub(crate) fn wire<'a>(&'a mut self, output: &'a mut Output) -> &'a mut Output {
-        match self.layer.as_mut() {
-            None => output,
-            Some(l) => {
-                if !output.is_empty() && self.write_error.is_none() && l.transport.is_ready() {
-                    if let Err(e) = l.transport.encode(output, &mut l.wire_out) {
-                        tracing::debug!(error = %e, "transport cannot encode the output");
-                        self.write_error = Some(e.kind());
-                        self.failure.get_or_insert_with(|| e.to_string());
-                    }
-                }
-                &mut l.wire_out
+        if self.layer.is_none() {
+            return output;
+        }
+        self.encode_wire(output)
+    }
+
+    #[inline(never)]
+    fn encode_wire<'a>(&'a mut self, output: &'a mut Output) -> &'a mut Output {
+        let Some(l) = self.layer.as_mut() else {
+            return output;
+        };
+        if !output.is_empty() && self.write_error.is_none() && l.transport.is_ready() {
+            if let Err(e) = l.transport.encode(output, &mut l.wire_out) {
+                tracing::debug!(error = %e, "transport cannot encode the output");
+                self.write_error = Some(e.kind());
+                self.failure.get_or_insert_with(|| e.to_string());
             }
         }
+        &mut l.wire_out
     }
 
     /// The wire queue as it is, without encoding more (to account for a send that

@@ -97,6 +97,7 @@ impl Output {
     }
 
     /// Queues `data` without copying it.
+    #[inline]
     pub fn write_bytes(&mut self, data: Bytes) {
         if data.is_empty() {
             return;
@@ -127,11 +128,9 @@ impl Output {
     /// # Panics
     /// If fewer than `n` bytes are queued.
     pub fn advance(&mut self, mut n: usize) {
-        assert!(
-            n <= self.len(),
-            "Output::advance({n}) with only {} bytes queued",
-            self.len()
-        );
+        if n > self.len() {
+            too_few(n, self.len());
+        }
         self.sent += n as u64;
         if n == self.len() {
             // Everything went (the common case): no segment-by-segment walk. The tail
@@ -202,13 +201,28 @@ impl Output {
     }
 
     /// Moves the tail's bytes into the queue so later `write_bytes` stay in order.
+    // Inlined check: usually the tail is empty, and this runs for every queued segment.
+    #[inline]
     fn seal_tail(&mut self) {
         if !self.tail.is_empty() {
-            let sealed = self.tail.split().freeze();
-            self.queued += sealed.len();
-            self.queue.push_back(sealed);
+            self.seal_nonempty_tail();
         }
     }
+
+    #[inline(never)]
+    fn seal_nonempty_tail(&mut self) {
+        let sealed = self.tail.split().freeze();
+        self.queued += sealed.len();
+        self.queue.push_back(sealed);
+    }
+}
+
+/// The panic of an `advance` past the queued bytes (out of line: `advance` runs for every
+/// send).
+#[cold]
+#[inline(never)]
+fn too_few(n: usize, len: usize) -> ! {
+    panic!("Output::advance({n}) with only {len} bytes queued");
 }
 
 #[cfg(test)]
