@@ -56,11 +56,6 @@ impl BufPool {
         }
     }
 
-    /// Whether no buffer is free (the next `get` allocates).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.free.is_empty()
-    }
-
     /// Gives an emptied buffer back, leaving an unallocated placeholder in its place.
     pub(crate) fn put(&mut self, buf: &mut BytesMut) {
         let mut buf = std::mem::take(buf);

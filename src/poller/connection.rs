@@ -87,7 +87,6 @@ impl Poller {
             dialing: None,
             dialed: phase == Phase::Connecting,
             fresh: false,
-            quiet_in: None,
         });
         let counters = &self.remote.counters;
         bump(&counters.adopted, 1);
@@ -162,10 +161,6 @@ impl Poller {
     }
 
     fn on_readable(&mut self, index: usize) {
-        if self.pool.is_empty() && !self.lingering.is_empty() && self.reads_into_nothing(index) {
-            // Before the pool allocates: quiet connections' buffers come back first.
-            self.reclaim_lingering();
-        }
         let slot = &mut self.slab[index];
         let fd = slot.fd.as_raw_fd();
         let (buf, want) = match &mut slot.holder {
@@ -206,17 +201,6 @@ impl Poller {
                 if e.kind() == io::ErrorKind::WouldBlock
                     || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => self.peer_gone(index, Some(e.kind())),
-        }
-    }
-
-    /// Whether the next read on this connection needs a buffer from the pool.
-    fn reads_into_nothing(&mut self, index: usize) -> bool {
-        match &mut self.slab[index].holder {
-            Holder::Home(session) => {
-                let conn = &mut session.conn;
-                conn.link.read_buf(&mut conn.input).capacity() == 0
-            }
-            Holder::Away(away) => away.incoming.capacity() == 0,
         }
     }
 
@@ -462,6 +446,14 @@ impl Poller {
         if let Holder::Home(session) = &mut slot.holder {
             let conn = &mut session.conn;
             let pending = conn.link.pending(&conn.output);
+            // The input buffer waits for the output to be sent, as replies may share it
+            // (`Input::next`): returned earlier it could not be reused, only dropped.
+            if conn.input.is_empty() && pending == 0 && conn.input.buf.capacity() > 0 {
+                self.pool.put(&mut conn.input.buf);
+            }
+            if conn.output.is_empty() && conn.output.tail.capacity() > 0 {
+                self.pool.put(&mut conn.output.tail);
+            }
             if let Some(wire_in) = conn.link.idle_wire_in() {
                 self.pool.put(wire_in);
             }
@@ -469,8 +461,6 @@ impl Poller {
                 self.pool.put(wire_out);
             }
             slot.shared.publish_output_pending(pending);
-            // The read buffer and the output tail stay a while (see `linger.rs`).
-            self.linger(index, pending);
         }
         self.report_buffers(index);
         self.update_interest(index);

@@ -22,7 +22,6 @@ mod connection;
 mod dial;
 mod doorbell;
 mod fanout;
-mod linger;
 mod shutdown;
 mod slot;
 mod state;
@@ -249,8 +248,6 @@ pub(crate) struct Poller {
     /// poller wakes at least every `AWAY_RECHECK`: their hand-backs may come without
     /// waking it, and their deadlines are checked when they are home.
     away_watched: usize,
-    /// Quiet connections that keep their buffers for a while (`linger.rs`).
-    lingering: linger::Lingering,
     /// Scratch space for a fan-out's members.
     fanout_targets: Vec<(Token, usize)>,
     /// Members that fan-outs queued output on during this batch of commands, each once,
@@ -303,7 +300,6 @@ impl Poller {
             now: Instant::now(),
             due: Vec::new(),
             away_watched: 0,
-            lingering: linger::Lingering::new(Instant::now()),
             fanout_targets: Vec::new(),
             fanout_pending: fanout::Pending::default(),
             fanout_messages: Vec::new(),
@@ -505,9 +501,6 @@ impl Poller {
         if self.away_watched > 0 {
             wheel = Some(wheel.map_or(timeouts::AWAY_RECHECK, |d| d.min(timeouts::AWAY_RECHECK)));
         }
-        if !self.lingering.is_empty() {
-            wheel = Some(wheel.map_or(linger::SWEEP, |d| d.min(linger::SWEEP)));
-        }
         if self.draining.is_none() && self.listeners.iter().all(|l| l.paused_until.is_none()) {
             return wheel; // the common turn: no instant arithmetic beyond the wheel's
         }
@@ -528,7 +521,6 @@ impl Poller {
 
     /// Acts on deadlines that passed. Returns `true` if it did something.
     fn check_deadlines(&mut self, now: Instant) -> bool {
-        self.sweep_lingering(now);
         let mut acted = self.resume_listeners(now);
         if let Some(d) = &self.draining {
             if !d.forced && now >= d.deadline {

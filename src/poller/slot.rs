@@ -49,9 +49,6 @@ pub(crate) struct Slot {
     /// Accepted and not sent a byte yet: a drain after a handover serves it rather than
     /// closing it as idle (see `ServerHandle::shutdown`).
     pub(super) fresh: bool,
-    /// Listed in [`Lingering`](super::linger::Lingering) as keeping buffers while quiet:
-    /// the sweep period it last went quiet in.
-    pub(super) quiet_in: Option<u32>,
 }
 
 /// Where a connection's handler is: in the slab, or on a worker.

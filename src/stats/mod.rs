@@ -104,12 +104,6 @@ pub struct PollerStats {
     /// Commands this poller has taken from other threads (new connections, dials,
     /// notifications, fan-out, shutdown steps).
     pub commands: u64,
-    /// Connections listed as keeping pooled buffers while quiet: a connection with nothing
-    /// buffered keeps its read buffer and output tail for 100 to 200 ms in case its peer
-    /// sends again, unless a connection that needs a buffer takes them first. The list is
-    /// cleaned every 100 ms (a connection that closed meanwhile counts until then); 0 once
-    /// every connection has been idle for 200 ms.
-    pub quiet_buffered: u64,
 }
 
 /// What a graceful shutdown did, returned by
@@ -188,7 +182,6 @@ pub(crate) struct Counters {
     pub(crate) connect_failed: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) commands: AtomicU64,
-    pub(crate) quiet_buffered: AtomicU64,
 }
 
 /// Moves a single-writer gauge from `old` to `new`.
@@ -245,7 +238,6 @@ impl Counters {
             adopted: get(&self.adopted),
             closing: get(&self.closing),
             commands: get(&self.commands),
-            quiet_buffered: get(&self.quiet_buffered),
         });
     }
 }
