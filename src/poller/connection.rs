@@ -443,6 +443,7 @@ impl Poller {
     /// publish its figures, and bring the driver's interest and the timers in line.
     fn rest(&mut self, index: usize) {
         let slot = &mut self.slab[index];
+        let settled = slot.reported.is_zero() && slot.reading_settled(self.draining.is_some());
         if let Holder::Home(session) = &mut slot.holder {
             let conn = &mut session.conn;
             let pending = conn.link.pending(&conn.output);
@@ -461,6 +462,18 @@ impl Poller {
                 self.pool.put(wire_out);
             }
             slot.shared.publish_output_pending(pending);
+            // The usual rest after a request: everything consumed and sent, and nothing
+            // that decides the driver's interest or the deadlines changed. Only the
+            // timeout windows close (what `rearm` would do here, without its call).
+            if settled && pending == 0 && conn.input.is_empty() && slot.timers.settled(conn)
+            {
+                conn.input.progressed = false;
+                slot.timers.close_windows();
+                let limit = self.config.input_high_water.max(conn.input.declared());
+                self.driver
+                    .pace_reads(Token::conn(index, slot.generation), limit);
+                return;
+            }
         }
         self.report_buffers(index);
         self.update_interest(index);

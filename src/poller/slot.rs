@@ -101,6 +101,13 @@ pub(crate) struct Gauges {
     pub(super) output: usize,
 }
 
+impl Gauges {
+    /// Nothing reported buffered either way.
+    pub(super) fn is_zero(&self) -> bool {
+        self.input == 0 && self.output == 0
+    }
+}
+
 impl Slot {
     pub(super) fn token(&self, index: usize) -> Token {
         Token::conn(index, self.generation)
@@ -115,6 +122,18 @@ impl Slot {
             Holder::Home(s) => Some(s),
             Holder::Away(_) => None,
         }
+    }
+
+    /// Whether [`update_interest`](super::Poller::update_interest) would leave this
+    /// connection's interest as it is once it has nothing buffered: open and reading,
+    /// nothing waiting for room, registered for reads alone, the server not draining.
+    #[inline]
+    pub(super) fn reading_settled(&self, server_draining: bool) -> bool {
+        self.reading == Reading::Open
+            && self.sending == Sending::Idle
+            && self.registered == Some(Interest::READ)
+            && self.phase == Phase::Open
+            && !server_draining
     }
 
     /// Idle for a graceful shutdown: home, nothing left to send, no handler work under way.

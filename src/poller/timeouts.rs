@@ -13,7 +13,7 @@ use super::slot::Holder;
 use super::state::Phase;
 use super::Poller;
 use crate::conn::Timeouts;
-use crate::{CloseReason, TimerKey};
+use crate::{CloseReason, Conn, TimerKey};
 
 /// A connection's deadlines.
 pub(crate) struct SlotTimers {
@@ -48,6 +48,27 @@ impl SlotTimers {
             phase_deadline: None,
             tick: None,
         }
+    }
+
+    /// Whether [`rearm`](Poller::rearm) would do no more than close the timeout windows
+    /// of a connection with nothing buffered either way: its wheel entry is live (or it
+    /// has nothing to time), its limits did not change, it asked for no timer and its
+    /// phase has no deadline.
+    #[inline]
+    pub(super) fn settled(&self, conn: &Conn) -> bool {
+        (self.tick.is_some() || (conn.timeouts == Timeouts::default() && self.armed.is_empty()))
+            && !conn.requests.timeouts_changed
+            && conn.requests.timers.is_empty()
+            && self.phase_deadline.is_none()
+    }
+
+    /// Nothing is buffered and nothing waits to be sent: no read or write window is
+    /// open (what [`rearm`](Poller::rearm) does in that case).
+    #[inline]
+    pub(super) fn close_windows(&mut self) {
+        self.read_since = None;
+        self.write_since = None;
+        self.write_progress = false;
     }
 
     /// Whether a deadline other than the timeouts is set.
