@@ -115,7 +115,11 @@ mod tests {
         assert_eq!(pool.free_count(), 1, "room is left after the shared front");
         let mut again = pool.get();
         again.extend_from_slice(&[b'x'; 50]);
-        assert_eq!(&kept[..], b"data", "written past the shared front, not over it");
+        assert_eq!(
+            &kept[..],
+            b"data",
+            "written past the shared front, not over it"
+        );
         // Used up nearly to its end while `kept` still shares it: it cannot be
         // reclaimed, so it is left to `kept` rather than pooled.
         drop(again.split_to(50));
@@ -146,7 +150,11 @@ mod tests {
         drop(b.split_to(100));
         pool.put(&mut b);
         let mut again = pool.get();
-        assert_eq!(again.as_ptr() as usize, start + 100, "not moved: no reclaim");
+        assert_eq!(
+            again.as_ptr() as usize,
+            start + 100,
+            "not moved: no reclaim"
+        );
         pool.ensure_spare(&mut again, 512);
         assert!(again.capacity() >= 512);
     }

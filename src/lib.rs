@@ -145,6 +145,7 @@
 mod addr;
 mod backend;
 mod buf;
+mod clock;
 mod conn;
 mod dial;
 mod dispatch;

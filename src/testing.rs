@@ -76,6 +76,7 @@ impl Harness {
             tracing::Span::none(),
             Timeouts::default(),
             crate::conn::DEFAULT_WANT_LIMIT,
+            crate::clock::Clock::new(),
         );
         let mut h = Harness {
             session: Some(session::hooks(handler).session(conn)),
@@ -95,7 +96,7 @@ impl Harness {
         if self.panicked {
             return;
         }
-        session.conn.now = std::time::Instant::now();
+        session.conn.set_now(crate::clock::Nanos::now());
         let outcome = dispatch::run(session, call, false);
         self.panicked |= outcome.panicked;
         let conn = &mut session.conn;

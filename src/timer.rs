@@ -14,7 +14,9 @@
 //! Buckets are `Vec`s that keep their capacity, so steady-state re-arming does not
 //! allocate.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Nanos;
 
 /// Width of one bucket: the resolution of every timeout. One millisecond matches
 /// `epoll_wait`'s own resolution; the wheel's cost does not depend on it (empty
@@ -22,15 +24,6 @@ use std::time::{Duration, Instant};
 pub(crate) const TICK: Duration = Duration::from_millis(1);
 const TICK_NANOS: u64 = TICK.as_nanos() as u64;
 
-/// Nanoseconds from `origin` to `at` (0 if `at` is earlier), in u64 arithmetic: this runs
-/// for every connection on every turn, and `Duration::as_nanos` is a u128 whose
-/// division is a libcall. A u64 of nanoseconds lasts 584 years.
-fn nanos_since(origin: Instant, at: Instant) -> u64 {
-    let d = at.saturating_duration_since(origin);
-    d.as_secs()
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::from(d.subsec_nanos()))
-}
 const SLOTS: usize = 512;
 /// Entries each bucket holds before it grows (48 KiB per poller in all).
 const BUCKET_CAPACITY: usize = 4;
@@ -45,21 +38,21 @@ pub(crate) struct Entry {
 }
 
 pub(crate) struct TimerWheel {
-    origin: Instant,
+    origin: Nanos,
     buckets: Vec<Vec<Entry>>,
     /// The next tick to process: every tick before it has fired.
     current: u64,
     /// Earliest tick holding an entry (may be stale-low; never too high).
     earliest: Option<u64>,
     /// When `earliest` begins: the poller asks every loop turn whether it has come and
-    /// how long until it does, and comparing instants is cheaper than converting `now`
+    /// how long until it does, and comparing readings is cheaper than converting `now`
     /// to ticks each time.
-    earliest_at: Option<Instant>,
+    earliest_at: Option<Nanos>,
     len: usize,
 }
 
 impl TimerWheel {
-    pub(crate) fn new(origin: Instant) -> TimerWheel {
+    pub(crate) fn new(origin: Nanos) -> TimerWheel {
         TimerWheel {
             origin,
             // Sized up front so the first lap of the wheel does not allocate either.
@@ -74,12 +67,12 @@ impl TimerWheel {
     }
 
     /// The tick at or after `at`: timeouts never fire early.
-    pub(crate) fn tick_of(&self, at: Instant) -> u64 {
-        nanos_since(self.origin, at).div_ceil(TICK_NANOS)
+    pub(crate) fn tick_of(&self, at: Nanos) -> u64 {
+        at.since(self.origin).div_ceil(TICK_NANOS)
     }
 
     /// Schedules an entry for `at`; returns the tick it landed on.
-    pub(crate) fn insert(&mut self, at: Instant, index: usize, generation: u32) -> u64 {
+    pub(crate) fn insert(&mut self, at: Nanos, index: usize, generation: u32) -> u64 {
         let tick = self.tick_of(at).max(self.current);
         self.buckets[(tick % SLOTS as u64) as usize].push(Entry {
             index,
@@ -96,17 +89,17 @@ impl TimerWheel {
     fn set_earliest(&mut self, tick: Option<u64>) {
         self.earliest = tick;
         self.earliest_at =
-            tick.map(|t| self.origin + Duration::from_nanos(t.saturating_mul(TICK_NANOS)));
+            tick.map(|t| Nanos(self.origin.0.saturating_add(t.saturating_mul(TICK_NANOS))));
     }
 
     /// Whether an entry may be due at `now` ([`expire`](TimerWheel::expire) has work).
     #[inline]
-    pub(crate) fn is_due(&self, now: Instant) -> bool {
+    pub(crate) fn is_due(&self, now: Nanos) -> bool {
         self.earliest_at.is_some_and(|at| now >= at)
     }
 
     /// Moves every entry due at `now` into `due`.
-    pub(crate) fn expire(&mut self, now: Instant, due: &mut Vec<Entry>) {
+    pub(crate) fn expire(&mut self, now: Nanos, due: &mut Vec<Entry>) {
         if !self.is_due(now) {
             return; // the common turn: nothing due
         }
@@ -137,14 +130,21 @@ impl TimerWheel {
         self.set_earliest(earliest);
     }
 
-    /// How long until the next entry is due (`None`: nothing scheduled).
-    pub(crate) fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        // 64-bit arithmetic: a u32 tick count would wrap after 49.7 days of uptime.
-        Some(self.earliest_at?.saturating_duration_since(now))
+    /// When the next entry is due (`None`: nothing scheduled).
+    #[inline]
+    pub(crate) fn next_due(&self) -> Option<Nanos> {
+        self.earliest_at
     }
 
-    fn floor_tick(&self, now: Instant) -> u64 {
-        nanos_since(self.origin, now) / TICK_NANOS
+    /// How long until the next entry is due (`None`: nothing scheduled).
+    #[cfg(test)]
+    pub(crate) fn next_timeout(&self, now: Nanos) -> Option<Duration> {
+        // 64-bit arithmetic: a u32 tick count would wrap after 49.7 days of uptime.
+        Some(Duration::from_nanos(self.earliest_at?.since(now)))
+    }
+
+    fn floor_tick(&self, now: Nanos) -> u64 {
+        now.since(self.origin) / TICK_NANOS
     }
 
     /// The earliest scheduled tick: the first bucket from `current` on that holds an
@@ -177,15 +177,19 @@ impl TimerWheel {
 mod tests {
     use super::*;
 
+    fn at(t0: Nanos, d: Duration) -> Nanos {
+        t0.after(d)
+    }
+
     #[test]
     fn an_entry_fires_at_its_tick_and_not_before() {
-        let t0 = Instant::now();
+        let t0 = Nanos::now();
         let mut w = TimerWheel::new(t0);
-        w.insert(t0 + Duration::from_millis(35), 7, 1);
+        w.insert(at(t0, Duration::from_millis(35)), 7, 1);
         let mut due = Vec::new();
-        w.expire(t0 + Duration::from_millis(30), &mut due);
+        w.expire(at(t0, Duration::from_millis(30)), &mut due);
         assert!(due.is_empty());
-        w.expire(t0 + Duration::from_millis(40), &mut due);
+        w.expire(at(t0, Duration::from_millis(40)), &mut due);
         assert_eq!(due.len(), 1);
         assert_eq!((due[0].index, due[0].generation), (7, 1));
         assert_eq!(w.len(), 0);
@@ -194,16 +198,16 @@ mod tests {
 
     #[test]
     fn entries_beyond_one_lap_wait_for_their_lap() {
-        let t0 = Instant::now();
+        let t0 = Nanos::now();
         let mut w = TimerWheel::new(t0);
-        let far = t0 + TICK * (SLOTS as u32 + 3);
+        let far = at(t0, TICK * (SLOTS as u32 + 3));
         w.insert(far, 1, 0);
-        w.insert(t0 + TICK * 3, 2, 0);
+        w.insert(at(t0, TICK * 3), 2, 0);
         let mut due = Vec::new();
-        w.expire(t0 + TICK * 4, &mut due);
+        w.expire(at(t0, TICK * 4), &mut due);
         assert_eq!(due.iter().map(|e| e.index).collect::<Vec<_>>(), [2]);
         due.clear();
-        w.expire(t0 + TICK * (SLOTS as u32 + 2), &mut due);
+        w.expire(at(t0, TICK * (SLOTS as u32 + 2)), &mut due);
         assert!(due.is_empty(), "same bucket, next lap");
         w.expire(far, &mut due);
         assert_eq!(due.iter().map(|e| e.index).collect::<Vec<_>>(), [1]);
@@ -211,23 +215,23 @@ mod tests {
 
     #[test]
     fn next_timeout_points_at_the_earliest_entry() {
-        let t0 = Instant::now();
+        let t0 = Nanos::now();
         let mut w = TimerWheel::new(t0);
-        w.insert(t0 + Duration::from_millis(500), 1, 0);
-        w.insert(t0 + Duration::from_millis(100), 2, 0);
+        w.insert(at(t0, Duration::from_millis(500)), 1, 0);
+        w.insert(at(t0, Duration::from_millis(100)), 2, 0);
         let left = w.next_timeout(t0).unwrap();
         assert!(left >= Duration::from_millis(100) && left < Duration::from_millis(110));
     }
 
     #[test]
     fn next_timeout_is_right_after_months_of_uptime() {
-        let t0 = Instant::now();
+        let t0 = Nanos::now();
         let mut w = TimerWheel::new(t0);
         let ninety_days = Duration::from_secs(90 * 24 * 3600);
         // Pretend the wheel has been turning for 90 days.
-        w.current = w.tick_of(t0 + ninety_days);
-        w.insert(t0 + ninety_days + Duration::from_millis(5), 1, 0);
-        let left = w.next_timeout(t0 + ninety_days).unwrap();
+        w.current = w.tick_of(at(t0, ninety_days));
+        w.insert(at(t0, ninety_days + Duration::from_millis(5)), 1, 0);
+        let left = w.next_timeout(at(t0, ninety_days)).unwrap();
         assert!(
             left >= Duration::from_millis(5) && left <= Duration::from_millis(6),
             "{left:?}"
@@ -236,13 +240,13 @@ mod tests {
 
     #[test]
     fn rearming_reuses_bucket_capacity() {
-        let t0 = Instant::now();
+        let t0 = Nanos::now();
         let mut w = TimerWheel::new(t0);
         let mut due = Vec::with_capacity(8);
         for round in 0..3u32 {
-            let at = t0 + TICK * (round * 2 + 1);
-            w.insert(at, 0, round);
-            w.expire(at, &mut due);
+            let when = at(t0, TICK * (round * 2 + 1));
+            w.insert(when, 0, round);
+            w.expire(when, &mut due);
         }
         assert_eq!(due.len(), 3);
     }

@@ -16,12 +16,14 @@ pub(crate) use link::Link;
 pub use output::Output;
 pub(crate) use output::MAX_IOVECS;
 
+use std::cell::Cell;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::clock::{Clock, Nanos};
 use crate::session::{PendingSwitch, Switch};
 use crate::{Addr, Handler};
 
@@ -84,7 +86,11 @@ pub struct Conn {
     pub(crate) span: tracing::Span,
     pub(crate) timeouts: Timeouts,
     /// The poller's clock when the callback was started (see [`Conn::now`]).
-    pub(crate) now: Instant,
+    now: Nanos,
+    /// Turns `now` into an `Instant`.
+    clock: Clock,
+    /// `now` as an `Instant`, once a callback has asked for it.
+    now_instant: Cell<Option<Instant>>,
 }
 
 /// What a handler asked of the poller during a callback; the poller carries it out when
@@ -155,6 +161,7 @@ impl Conn {
         span: tracing::Span,
         timeouts: Timeouts,
         want_limit: usize,
+        clock: Clock,
     ) -> Conn {
         Conn {
             input: Input::with_limit(want_limit),
@@ -165,8 +172,17 @@ impl Conn {
             calls: 0,
             span,
             timeouts,
-            now: Instant::now(),
+            now: Nanos::now(),
+            clock,
+            now_instant: Cell::new(None),
         }
+    }
+
+    /// Sets the time the next callback starts at (the poller's reading of its turn).
+    #[inline]
+    pub(crate) fn set_now(&mut self, now: Nanos) {
+        self.now = now;
+        self.now_instant.set(None);
     }
 
     /// The buffered input.
@@ -279,7 +295,14 @@ impl Conn {
     /// `Instant::now()` (no clock read). It can lag the real time by the length of the
     /// turn (or, on a worker, by how long the callback waited in the pool's queue).
     pub fn now(&self) -> Instant {
-        self.now
+        // Made on the first call of a callback: the poller keeps its time as a plain
+        // count of nanoseconds, which is cheaper to compare than an `Instant`.
+        if let Some(now) = self.now_instant.get() {
+            return now;
+        }
+        let now = self.clock.instant(self.now);
+        self.now_instant.set(Some(now));
+        now
     }
 
     /// Arms the timer `key`: [`Handler::on_timer`](crate::Handler::on_timer) runs once

@@ -5,7 +5,9 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Nanos;
 
 use super::{Adopt, Command, Poller, Remote};
 use crate::driver::{Interest, Token};
@@ -95,7 +97,7 @@ pub(crate) struct Listener {
     /// `true` if this socket is the only one for its address (connections are handed to
     /// other pollers); `false` for one of a set of `SO_REUSEPORT` sockets.
     shared: bool,
-    pub(super) paused_until: Option<Instant>,
+    pub(super) paused_until: Option<Nanos>,
 }
 
 impl Listener {
@@ -254,11 +256,11 @@ impl Poller {
         let _ = self
             .driver
             .reregister(l.raw_fd(), Token::listener(i), Interest::NONE);
-        l.paused_until = Some(Instant::now() + ACCEPT_BACKOFF);
+        l.paused_until = Some(Nanos::now().after(ACCEPT_BACKOFF));
     }
 
     /// Re-arms listeners whose pause is over. Returns `true` if any was.
-    pub(super) fn resume_listeners(&mut self, now: Instant) -> bool {
+    pub(super) fn resume_listeners(&mut self, now: Nanos) -> bool {
         let mut resumed = false;
         for (i, l) in self.listeners.iter_mut().enumerate() {
             if l.paused_until.is_some_and(|t| now >= t) {

@@ -63,11 +63,12 @@ impl Poller {
             span,
             self.config.timeouts,
             self.config.max_want,
+            self.clock,
         );
         self.pool.provision_tail(&mut conn.output);
         let mut timers = SlotTimers::new(self.now);
         if phase == Phase::Handshaking && !conn.link.is_ready() {
-            timers.phase_deadline = Some(self.now + self.config.handshake_timeout);
+            timers.phase_deadline = Some(self.now.after(self.config.handshake_timeout));
         }
         let session = hooks.clone().session(conn);
         entry.insert(Slot {
@@ -380,7 +381,7 @@ impl Poller {
                     };
                     // A reply written into the tail starts in a pooled buffer.
                     self.pool.provision_tail(&mut session.conn.output);
-                    session.conn.now = self.now;
+                    session.conn.set_now(self.now);
                     if let Mode::Pool { .. } = self.mode {
                         return self.send_away(index, call);
                     }
@@ -465,8 +466,7 @@ impl Poller {
             // The usual rest after a request: everything consumed and sent, and nothing
             // that decides the driver's interest or the deadlines changed. Only the
             // timeout windows close (what `rearm` would do here, without its call).
-            if settled && pending == 0 && conn.input.is_empty() && slot.timers.settled(conn)
-            {
+            if settled && pending == 0 && conn.input.is_empty() && slot.timers.settled(conn) {
                 conn.input.progressed = false;
                 slot.timers.close_windows();
                 let limit = self.config.input_high_water.max(conn.input.declared());

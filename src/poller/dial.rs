@@ -13,6 +13,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::clock::Nanos;
+
 use super::slot::Holder;
 use super::state::Phase;
 use super::Poller;
@@ -49,7 +51,7 @@ pub(crate) struct Dialing {
     addrs: Vec<Addr>,
     /// The address being tried; `None` while waiting for the start time.
     trying: Option<usize>,
-    connect_by: Instant,
+    connect_by: Nanos,
     transport: Option<TransportFactory>,
     /// Why the last attempt failed.
     last_error: Option<io::Error>,
@@ -94,6 +96,8 @@ impl Poller {
             Err(e) => return self.report_dial_failure(&shared, &hooks, e),
         };
         let index = self.insert_slot(fd, shared, hooks, None, Phase::Connecting);
+        let connect_by = self.clock.nanos(connect_by);
+        let not_before = not_before.map(|at| self.clock.nanos(at));
         let slot = &mut self.slab[index];
         slot.dialing = Some(Box::new(Dialing {
             addrs,
@@ -244,7 +248,7 @@ impl Poller {
             }
         }
         let ready = slot.session().is_some_and(|s| s.conn.link.is_ready());
-        slot.timers.phase_deadline = (!ready).then(|| now + handshake_timeout);
+        slot.timers.phase_deadline = (!ready).then(|| now.after(handshake_timeout));
         slot.timers.last_activity = now;
         slot.phase = Phase::Handshaking;
         if let Some(session) = slot.session() {

@@ -43,6 +43,7 @@ use crossbeam_queue::{ArrayQueue, SegQueue};
 use slab::Slab;
 
 use crate::buf::BufPool;
+use crate::clock::{Clock, Nanos};
 use crate::conn::group::Shard;
 use crate::conn::ConnShared;
 use crate::dispatch::{Job, Outcome, WorkerPool};
@@ -205,7 +206,7 @@ pub(crate) enum Mode {
 
 /// Graceful-shutdown progress.
 struct Draining {
-    deadline: Instant,
+    deadline: Nanos,
     /// Accepted connections not sent anything yet are served, not closed as idle.
     keep_fresh: bool,
     forced: bool,
@@ -241,7 +242,9 @@ pub(crate) struct Poller {
     draining: Option<Draining>,
     wheel: TimerWheel,
     /// The time of the current turn, read once after each wait.
-    now: Instant,
+    now: Nanos,
+    /// Turns the poller's readings into `Instant`s and back.
+    clock: Clock,
     /// Scratch space for due timer entries (kept to reuse its capacity).
     due: Vec<Entry>,
     /// Sessions with deadlines whose handler is on a worker. While there are any, the
@@ -296,8 +299,9 @@ impl Poller {
             mode,
             config,
             draining: None,
-            wheel: TimerWheel::new(Instant::now()),
-            now: Instant::now(),
+            wheel: TimerWheel::new(Nanos::now()),
+            now: Nanos::now(),
+            clock: Clock::new(),
             due: Vec::new(),
             away_watched: 0,
             fanout_targets: Vec::new(),
@@ -342,7 +346,7 @@ impl Poller {
                 tracing::error!(error = %e, "waiting for events failed; poller stops");
                 break;
             }
-            self.now = Instant::now();
+            self.now = Nanos::now();
             while let Some(event) = self.driver.next_event() {
                 self.on_event(event);
             }
@@ -496,16 +500,13 @@ impl Poller {
         self.submit_backlog();
     }
 
-    fn next_timeout(&self, now: Instant) -> Option<Duration> {
-        let mut wheel = self.wheel.next_timeout(now);
+    fn next_timeout(&self, now: Nanos) -> Option<Duration> {
+        let mut next = self.wheel.next_due();
+        let mut consider = |t: Nanos| next = Some(next.map_or(t, |n| n.min(t)));
         if self.away_watched > 0 {
-            wheel = Some(wheel.map_or(timeouts::AWAY_RECHECK, |d| d.min(timeouts::AWAY_RECHECK)));
+            consider(now.after(timeouts::AWAY_RECHECK));
         }
-        if self.draining.is_none() && self.listeners.iter().all(|l| l.paused_until.is_none()) {
-            return wheel; // the common turn: no instant arithmetic beyond the wheel's
-        }
-        let mut next: Option<Instant> = wheel.map(|d| now + d);
-        let mut consider = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+        // The common turn has neither: no more than the wheel's reading is looked at.
         if let Some(d) = &self.draining {
             if !d.forced {
                 consider(d.deadline);
@@ -516,11 +517,11 @@ impl Poller {
                 consider(t);
             }
         }
-        next.map(|t| t.saturating_duration_since(now))
+        next.map(|t| Duration::from_nanos(t.since(now)))
     }
 
     /// Acts on deadlines that passed. Returns `true` if it did something.
-    fn check_deadlines(&mut self, now: Instant) -> bool {
+    fn check_deadlines(&mut self, now: Nanos) -> bool {
         let mut acted = self.resume_listeners(now);
         if let Some(d) = &self.draining {
             if !d.forced && now >= d.deadline {

@@ -19,7 +19,7 @@ impl Poller {
     ) {
         self.stop_accepting();
         self.draining = Some(Draining {
-            deadline,
+            deadline: self.clock.nanos(deadline),
             keep_fresh,
             forced: false,
             busy: 0,

@@ -7,7 +7,9 @@
 //! for why re-arming is O(1) and allocation-free). When it fires, the connection's
 //! deadlines are looked at again: what passed acts, the rest is scheduled anew.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Nanos;
 
 use super::slot::Holder;
 use super::state::Phase;
@@ -18,26 +20,26 @@ use crate::{CloseReason, Conn, TimerKey};
 /// A connection's deadlines.
 pub(crate) struct SlotTimers {
     /// Last time bytes moved in either direction (idle timeout).
-    pub(super) last_activity: Instant,
+    pub(super) last_activity: Nanos,
     /// Since when unconsumed input has sat without the handler consuming any.
-    read_since: Option<Instant>,
+    read_since: Option<Nanos>,
     /// Since when queued output has not moved.
-    write_since: Option<Instant>,
+    write_since: Option<Nanos>,
     /// Some output was sent since the last re-arm.
     write_progress: bool,
     /// The handler's armed timers and their deadlines (a few at most: searched in order;
     /// the vector keeps its capacity, so re-arming does not allocate).
-    armed: Vec<(TimerKey, Instant)>,
+    armed: Vec<(TimerKey, Nanos)>,
     /// Timers that expired and whose `on_timer` has not run, in the order they expired.
     due: Vec<TimerKey>,
     /// The deadline of the connection's current phase, if it has one.
-    pub(super) phase_deadline: Option<Instant>,
+    pub(super) phase_deadline: Option<Nanos>,
     /// The tick of this connection's live wheel entry.
     tick: Option<u64>,
 }
 
 impl SlotTimers {
-    pub(super) fn new(now: Instant) -> SlotTimers {
+    pub(super) fn new(now: Nanos) -> SlotTimers {
         SlotTimers {
             last_activity: now,
             read_since: None,
@@ -77,7 +79,7 @@ impl SlotTimers {
     }
 
     /// Output moved.
-    pub(super) fn wrote(&mut self, now: Instant) {
+    pub(super) fn wrote(&mut self, now: Nanos) {
         self.last_activity = now;
         self.write_progress = true;
     }
@@ -100,18 +102,18 @@ impl SlotTimers {
     fn apply(
         &mut self,
         requests: &mut Vec<(TimerKey, Option<Duration>)>,
-        armed_at: Instant,
-    ) -> Option<Instant> {
-        let mut earliest: Option<Instant> = None;
+        armed_at: Nanos,
+    ) -> Option<Nanos> {
+        let mut earliest: Option<Nanos> = None;
         for (key, after) in requests.drain(..) {
             if let Some(after) = after {
-                let at = armed_at + after;
+                let at = armed_at.after(after);
                 earliest = Some(earliest.map_or(at, |e| e.min(at)));
             }
             self.due.retain(|&k| k != key);
             match (self.armed.iter_mut().find(|(k, _)| *k == key), after) {
-                (Some(entry), Some(after)) => entry.1 = armed_at + after,
-                (None, Some(after)) => self.armed.push((key, armed_at + after)),
+                (Some(entry), Some(after)) => entry.1 = armed_at.after(after),
+                (None, Some(after)) => self.armed.push((key, armed_at.after(after))),
                 (Some(_), None) => self.armed.retain(|(k, _)| *k != key),
                 (None, None) => {}
             }
@@ -121,7 +123,7 @@ impl SlotTimers {
 
     /// Moves the timers whose deadline passed to the due list, earliest first (several
     /// may have passed by the time the poller looks); returns whether any did.
-    fn expire(&mut self, now: Instant) -> bool {
+    fn expire(&mut self, now: Nanos) -> bool {
         let before = self.due.len();
         while let Some(i) = self
             .armed
@@ -180,7 +182,7 @@ impl Poller {
         let full = t.tick.is_none() || conn.requests.timeouts_changed;
         let limits = conn.timeouts;
         let mut earliest = phase_deadline;
-        let mut consider = |at: Option<Instant>| {
+        let mut consider = |at: Option<Nanos>| {
             if let Some(at) = at {
                 earliest = Some(earliest.map_or(at, |e| e.min(at)));
             }
@@ -194,7 +196,7 @@ impl Poller {
             t.read_since = None;
         } else if conn.input.progressed || t.read_since.is_none() {
             t.read_since = Some(now);
-            consider(limits.read.map(|d| now + d));
+            consider(limits.read.map(|d| now.after(d)));
         }
         conn.input.progressed = false;
         conn.requests.timeouts_changed = false;
@@ -202,18 +204,18 @@ impl Poller {
             t.write_since = None;
         } else if t.write_progress || t.write_since.is_none() {
             t.write_since = Some(now);
-            consider(limits.write.map(|d| now + d));
+            consider(limits.write.map(|d| now.after(d)));
         }
         t.write_progress = false;
         if !conn.requests.timers.is_empty() {
             // Measured from now, not from the start of this turn: the handler asked
             // after the turn began, and a timer must never fire early by its clock.
-            consider(t.apply(&mut conn.requests.timers, Instant::now()));
+            consider(t.apply(&mut conn.requests.timers, Nanos::now()));
         }
         if full {
-            consider(t.read_since.zip(limits.read).map(|(s, d)| s + d));
-            consider(t.write_since.zip(limits.write).map(|(s, d)| s + d));
-            consider(limits.idle.map(|d| t.last_activity + d));
+            consider(t.read_since.zip(limits.read).map(|(s, d)| s.after(d)));
+            consider(t.write_since.zip(limits.write).map(|(s, d)| s.after(d)));
+            consider(limits.idle.map(|d| t.last_activity.after(d)));
             consider(t.armed.iter().map(|&(_, at)| at).min());
         }
         if let Some(at) = earliest {
@@ -223,7 +225,7 @@ impl Poller {
     }
 
     /// Makes sure the wheel holds an entry for this connection at `at` or earlier.
-    fn schedule(&mut self, index: usize, at: Instant) {
+    fn schedule(&mut self, index: usize, at: Nanos) {
         let slot = &mut self.slab[index];
         let tick = self.wheel.tick_of(at);
         if slot.timers.tick.is_none_or(|scheduled| tick < scheduled) {
@@ -281,8 +283,8 @@ impl Poller {
         let conn = &mut session.conn;
         let limits = conn.timeouts;
         let t = &mut slot.timers;
-        let passed = |since: Option<Instant>, limit: Option<Duration>| {
-            since.zip(limit).is_some_and(|(s, d)| now >= s + d)
+        let passed = |since: Option<Nanos>, limit: Option<Duration>| {
+            since.zip(limit).is_some_and(|(s, d)| now >= s.after(d))
         };
         let expired = if passed(t.write_since, limits.write) {
             Some(CloseReason::WriteTimeout)
@@ -315,7 +317,7 @@ mod tests {
 
     #[test]
     fn timers_arm_replace_cancel_and_expire_earliest_first() {
-        let t0 = Instant::now();
+        let t0 = Nanos::now();
         let mut t = SlotTimers::new(t0);
         let ms = Duration::from_millis;
         let mut asks = vec![
@@ -334,17 +336,17 @@ mod tests {
             "re-arming key 4 replaced it, key 3 is gone"
         );
         // Everything has passed by the time the poller looks: deadline order anyway.
-        assert!(t.expire(t0 + ms(100)));
+        assert!(t.expire(t0.after(ms(100))));
         assert_eq!(t.due, [key(2), key(4), key(1)]);
         assert!(!t.has_deadlines());
         t.take_due(key(4));
         assert_eq!(t.first_due(), Some(key(2)));
         // Re-arming or cancelling a key that expired but has not run drops its run.
         let mut asks = vec![(key(2), None), (key(1), Some(ms(5)))];
-        t.apply(&mut asks, t0 + ms(100));
+        t.apply(&mut asks, t0.after(ms(100)));
         assert_eq!(t.first_due(), None);
-        assert!(!t.expire(t0 + ms(104)));
-        assert!(t.expire(t0 + ms(105)), "never early, on time");
+        assert!(!t.expire(t0.after(ms(104))));
+        assert!(t.expire(t0.after(ms(105))), "never early, on time");
         assert_eq!(t.due, [key(1)]);
     }
 }
