@@ -256,6 +256,9 @@ impl Poller {
         let _ = self
             .driver
             .reregister(l.raw_fd(), Token::listener(i), Interest::NONE);
+        if l.paused_until.is_none() {
+            self.paused_listeners += 1;
+        }
         l.paused_until = Some(Nanos::now().after(ACCEPT_BACKOFF));
     }
 
@@ -265,6 +268,7 @@ impl Poller {
         for (i, l) in self.listeners.iter_mut().enumerate() {
             if l.paused_until.is_some_and(|t| now >= t) {
                 l.paused_until = None;
+                self.paused_listeners -= 1;
                 let _ = self
                     .driver
                     .reregister(l.raw_fd(), Token::listener(i), LISTEN);
@@ -278,6 +282,7 @@ impl Poller {
     /// before the close took effect (an io_uring completion already on its way) is
     /// still served: it is a client the service accepted.
     pub(super) fn stop_accepting(&mut self) {
+        self.paused_listeners = 0;
         for (i, l) in self.listeners.iter_mut().enumerate() {
             l.paused_until = None;
             if let Some(fd) = l.fd.take() {

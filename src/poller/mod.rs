@@ -236,6 +236,8 @@ pub(crate) struct Poller {
     next_generation: u32,
     pool: BufPool,
     listeners: Vec<Listener>,
+    /// Listeners paused after running out of descriptors (their `paused_until` is set).
+    paused_listeners: usize,
     balancer: Arc<Balancer>,
     mode: Mode,
     config: Arc<Config>,
@@ -295,6 +297,7 @@ impl Poller {
             next_generation: 0,
             pool: BufPool::new(config.read_buffer_size, config.pooled_buffers),
             listeners,
+            paused_listeners: 0,
             balancer,
             mode,
             config,
@@ -502,19 +505,20 @@ impl Poller {
 
     fn next_timeout(&self, now: Nanos) -> Option<Duration> {
         let mut next = self.wheel.next_due();
-        let mut consider = |t: Nanos| next = Some(next.map_or(t, |n| n.min(t)));
-        if self.away_watched > 0 {
-            consider(now.after(timeouts::AWAY_RECHECK));
-        }
-        // The common turn has neither: no more than the wheel's reading is looked at.
-        if let Some(d) = &self.draining {
-            if !d.forced {
-                consider(d.deadline);
+        if self.away_watched > 0 || self.paused_listeners > 0 || self.draining.is_some() {
+            let mut consider = |t: Nanos| next = Some(next.map_or(t, |n| n.min(t)));
+            if self.away_watched > 0 {
+                consider(now.after(timeouts::AWAY_RECHECK));
             }
-        }
-        for l in &self.listeners {
-            if let Some(t) = l.paused_until {
-                consider(t);
+            if let Some(d) = &self.draining {
+                if !d.forced {
+                    consider(d.deadline);
+                }
+            }
+            for l in &self.listeners {
+                if let Some(t) = l.paused_until {
+                    consider(t);
+                }
             }
         }
         next.map(|t| Duration::from_nanos(t.since(now)))
@@ -522,6 +526,10 @@ impl Poller {
 
     /// Acts on deadlines that passed. Returns `true` if it did something.
     fn check_deadlines(&mut self, now: Nanos) -> bool {
+        // The common turn: no listener paused, no drain.
+        if self.paused_listeners == 0 && self.draining.is_none() {
+            return false;
+        }
         let mut acted = self.resume_listeners(now);
         if let Some(d) = &self.draining {
             if !d.forced && now >= d.deadline {
