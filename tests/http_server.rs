@@ -352,8 +352,10 @@ const MARGIN: std::time::Duration = std::time::Duration::from_secs(3);
 /// Sends `first`, then waits for the server to answer and close; returns what it sent
 /// and how long after `first` the close came.
 fn answer_and_close(addr: std::net::SocketAddr, first: &[u8]) -> (String, std::time::Duration) {
-    let mut s = connect(addr);
+    // Timed from before the connect: the server's deadlines start when it accepts, which
+    // may come before `connect` returns here.
     let start = std::time::Instant::now();
+    let mut s = connect(addr);
     s.write_all(first).unwrap();
     let all = String::from_utf8_lossy(&read_to_close(&mut s)).into_owned();
     (all, start.elapsed())
@@ -442,9 +444,11 @@ fn idle_connections_are_closed_at_the_keep_alive_deadline_and_silent_new_ones_at
     let server = serve(netloop::Dispatch::Inline, 1, http);
     // After a response: closed without an answer once the keep-alive deadline passes.
     let mut s = connect(addr(&server));
+    // Timed from before the request: the deadline runs from the server's write, which
+    // comes before the response is read here (under load, long before).
+    let start = std::time::Instant::now();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut s), HELLO);
-    let start = std::time::Instant::now();
     assert!(read_to_close(&mut s).is_empty());
     let took = start.elapsed();
     assert!(took >= keep_alive && took < keep_alive + MARGIN, "{took:?}");

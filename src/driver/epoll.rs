@@ -1,4 +1,5 @@
-//! The epoll backend: raw `epoll` through `libc`, level-triggered for sockets.
+//! The epoll backend: raw level-triggered `epoll` (set up through `libc`, waited on through
+//! `rustix`, see `sys`).
 //!
 //! mio only offers edge-triggered registration; netloop wants level-triggered reads so
 //! a connection that still has unread data (because it used its one read of the turn,
@@ -12,6 +13,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
+use rustix::event::epoll::{Event as EpollEvent, EventData, EventFlags};
+
 use super::{Event, Interest, Sent, Token, Waker};
 use crate::conn::Output;
 use crate::{sys, Addr};
@@ -23,10 +26,17 @@ const EVENTS_PER_TURN: usize = 1024;
 pub(crate) struct Epoll {
     epfd: OwnedFd,
     waker_fd: RawFd,
-    events: Vec<libc::epoll_event>,
+    events: Events,
     ready: usize,
     cursor: usize,
 }
+
+/// The event array `epoll_wait` fills.
+struct Events(Vec<EpollEvent>);
+
+// SAFETY: an event's data may hold a pointer (rustix's `EventData` is a union with one,
+// hence not `Send`), but netloop stores only integer tokens in it, never a pointer.
+unsafe impl Send for Events {}
 
 fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 {
@@ -57,7 +67,13 @@ impl Epoll {
         Ok(Epoll {
             epfd,
             waker_fd: waker.raw_fd(),
-            events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS_PER_TURN],
+            events: Events(vec![
+                EpollEvent {
+                    flags: EventFlags::empty(),
+                    data: EventData::new_u64(0),
+                };
+                EVENTS_PER_TURN
+            ]),
             ready: 0,
             cursor: 0,
         })
@@ -115,36 +131,13 @@ impl Epoll {
     /// One `epoll_wait`, which reports every ready socket (up to the event array) at
     /// once, so `_gather` asks nothing more of it.
     pub(crate) fn wait(&mut self, timeout: Option<Duration>, _gather: bool) -> io::Result<()> {
-        let ms = match timeout {
-            None => -1,
-            // Round up so a short timeout does not become a busy zero-timeout loop.
-            // (In u64: `as_nanos` is a u128, whose division is a libcall, every turn.)
-            Some(t) => t
-                .as_secs()
-                .saturating_mul(1000)
-                .saturating_add(u64::from(t.subsec_nanos().div_ceil(1_000_000)))
-                .min(i32::MAX as u64) as libc::c_int,
-        };
-        // SAFETY: the events buffer has EVENTS_PER_TURN valid entries.
-        let n = unsafe {
-            sys::raw_epoll_wait(
-                self.epfd.as_raw_fd(),
-                self.events.as_mut_ptr(),
-                self.events.len() as libc::c_int,
-                ms,
-            )
-        };
         self.cursor = 0;
         self.ready = 0;
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
+        match sys::epoll_wait(self.epfd.as_raw_fd(), &mut self.events.0, timeout) {
+            Ok(n) => self.ready = n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        self.ready = n as usize;
         Ok(())
     }
 
@@ -152,15 +145,16 @@ impl Epoll {
         if self.cursor == self.ready {
             return None;
         }
-        let ev = self.events[self.cursor];
+        let ev = self.events.0[self.cursor];
         self.cursor += 1;
-        let bits = ev.events as libc::c_int;
+        let flags = ev.flags;
+        let bits = flags.bits() as libc::c_int;
         Some(Event {
             readable: bits & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0,
             writable: bits & libc::EPOLLOUT != 0,
             hangup: bits & libc::EPOLLHUP != 0,
             error: bits & libc::EPOLLERR != 0,
-            ..Event::new(Token(ev.u64))
+            ..Event::new(Token(ev.data.u64()))
         })
     }
 
