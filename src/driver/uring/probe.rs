@@ -81,6 +81,7 @@ fn run_probe() -> Result<(), String> {
         (opcode::AcceptMulti::CODE, "ACCEPT"),
         (opcode::PollAdd::CODE, "POLL_ADD"),
         (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+        (opcode::Send::CODE, "SEND"),
         (opcode::SendMsg::CODE, "SENDMSG"),
         (opcode::Connect::CODE, "CONNECT"),
     ] {
