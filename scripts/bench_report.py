@@ -18,7 +18,7 @@ import sys
 import tempfile
 
 # Display order of the servers and scenarios.
-SERVERS = ["netloop", "netloop-uring", "netloop-uring-zc", "netloop-pool", "tokio-ct", "tokio-mt", "may-minihttp", "monoio",
+SERVERS = ["netloop", "netloop-uring", "netloop-uring-zc", "netloop-pool", "netloop-pool-uring", "tokio-ct", "tokio-mt", "may-minihttp", "monoio",
            "fastwebsockets", "tokio-tungstenite", "uws", "tokio-rustls"]
 SCENARIOS = {
     "http": "HTTP plaintext, 64 conns (wrk)",

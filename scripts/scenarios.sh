@@ -15,7 +15,7 @@ ALL_SCENARIOS=(http http-pipelined echo-100 echo-1000 framed bulk open-loop idle
     idle-10k-tls idle-10k-wss)
 # The TLS scenarios' certificate (examples/tls_cert writes it here; see tls_certs).
 TLS_DIR=${TLS_DIR:-target/bench-tls}
-ALL_SERVERS=(netloop netloop-uring netloop-uring-zc netloop-pool tokio-ct tokio-mt may-minihttp monoio
+ALL_SERVERS=(netloop netloop-uring netloop-uring-zc netloop-pool netloop-pool-uring tokio-ct tokio-mt may-minihttp monoio
     fastwebsockets tokio-tungstenite tokio-rustls uws)
 # uWebSockets is not built here (its code stays out of this repository): point UWS_ECHO at
 # an EchoServer built from its examples/ and the WebSocket echo scenarios include it;
@@ -50,7 +50,7 @@ server_cmd() {
         wss) example="$BIN/ws_echo $tls" ;;
     esac
     case $name in
-        netloop) echo "$example --addr $addr --pollers 1" ;;
+        netloop) echo "env NETLOOP_BACKEND=epoll $example --addr $addr --pollers 1" ;;
         netloop-uring) echo "env NETLOOP_BACKEND=io_uring $example --addr $addr --pollers 1" ;;
         fastwebsockets) [[ $proto == ws ]] && echo "$PEERS/fastwebsockets-peer --proto ws --addr $addr --threads 1" ;;
         tokio-tungstenite)
@@ -73,7 +73,8 @@ server_cmd() {
             esac
             ;;
         netloop-uring-zc) echo "env NETLOOP_BACKEND=io_uring $BIN/$proto --addr $addr --pollers 1 --zero-copy-send 65536" ;;
-        netloop-pool) echo "$BIN/$proto --addr $addr --pollers 1 --pool 1" ;;
+        netloop-pool) echo "env NETLOOP_BACKEND=epoll $BIN/$proto --addr $addr --pollers 1 --pool 1" ;;
+        netloop-pool-uring) echo "env NETLOOP_BACKEND=io_uring $BIN/$proto --addr $addr --pollers 1 --pool 1" ;;
         tokio-ct) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor current --threads 1" ;;
         tokio-mt) echo "$PEERS/tokio-peer --proto $proto --addr $addr --flavor multi --threads 1" ;;
         may-minihttp) [[ $proto == http ]] && echo "$PEERS/may-minihttp-peer --proto http --addr $addr --threads 1" ;;
@@ -87,7 +88,7 @@ scenario_spec() {
     case $1 in
         http | http-pipelined) proto=http servers=(netloop netloop-uring tokio-ct tokio-mt may-minihttp monoio) ;;
         echo-100 | echo-1000) proto=echo servers=(netloop netloop-uring tokio-ct tokio-mt monoio) ;;
-        framed) proto=framed servers=(netloop netloop-pool netloop-uring tokio-ct monoio) ;;
+        framed) proto=framed servers=(netloop netloop-pool netloop-uring netloop-pool-uring tokio-ct monoio) ;;
         bulk) proto=framed servers=(netloop netloop-uring netloop-uring-zc tokio-ct) ;;
         open-loop) proto=echo servers=(netloop netloop-uring tokio-ct monoio) ;;
         idle-10k) proto=http servers=(netloop netloop-uring tokio-ct may-minihttp monoio) ;;

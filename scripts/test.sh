@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test suite, on both I/O backends and both feature sets: everything (all features)
-# on the default backend (epoll), the core alone (no default features), then the
+# on epoll, the core alone (no default features), then the
 # library's unit and integration tests again on io_uring (NETLOOP_BACKEND overrides
 # every server's backend). Where io_uring is not usable that run is skipped and the
 # reason printed; it never passes silently.

@@ -212,7 +212,11 @@ impl Poller {
         if let Some(session) = slot.session() {
             let conn = &mut session.conn;
             match result {
-                Ok(n) => conn.link.wire_queue(&mut conn.output).advance(n),
+                Ok(n) => {
+                    let wire = conn.link.wire_queue(&mut conn.output);
+                    wire.advance(n);
+                    self.driver.sent(wire);
+                }
                 Err(kind) => {
                     conn.link.write_error.get_or_insert(kind);
                 }

@@ -8,6 +8,15 @@
 //! Ownership: a buffer belongs to the kernel from the [`publish`](BufRing::publish) that
 //! covers its slot until a completion names it; from then on it belongs to the poller,
 //! which copies the bytes out and [`push`](BufRing::push)es it back in the same turn.
+//!
+//! Not every free buffer is in the ring. The kernel takes buffers from the ring's head
+//! and a given-back one goes in at its tail, so a ring holding all of them would cycle
+//! through every buffer in turn: each receive would land in the coldest one, and after
+//! a thousand small receives a poller would have touched all `entries` of memory (4 MiB
+//! by default) however light its load. So the ring holds only about twice what recent
+//! turns took (its `target`); the rest wait on a stack whose top, the buffer given back
+//! last and so the one most likely still in cache, is the next to go in. A turn that
+//! empties the ring (a receive fails with `ENOBUFS` and is re-armed) doubles it.
 
 use std::io;
 use std::ptr::{self, NonNull};
@@ -27,7 +36,26 @@ pub(super) struct BufRing {
     unpublished: bool,
     /// Buffers completions handed to the poller and not yet given back.
     out: usize,
+    /// Free buffers not in the ring, the most recently given back on top.
+    free: Vec<u16>,
+    /// Buffers in the ring (pushed, published or not, and not yet taken by a completion).
+    in_ring: usize,
+    /// How many buffers `publish` fills the ring up to.
+    target: usize,
+    /// Buffers taken since the last publish.
+    taken_since_publish: usize,
+    /// The most taken between two publishes in the current window.
+    window_peak: usize,
+    /// Publishes in the current window.
+    window_turns: u32,
 }
+
+/// The fewest buffers the ring is filled to: one multishot receive may take up to 32 in
+/// a wake-up (the kernel's retry limit), so room for two.
+const MIN_TARGET: usize = 64;
+/// Publishes after which the target is re-derived from the window's peak use, so the
+/// ring shrinks back (and its buffers stay warm) once a burst has passed.
+const WINDOW_TURNS: u32 = 256;
 
 // SAFETY: the mapping and the buffers are owned by this value alone (the kernel aside);
 // it moves to the poller thread once, with the ring, and is used only there.
@@ -72,15 +100,19 @@ impl BufRing {
             local_tail: 0,
             unpublished: false,
             out: 0,
+            // Popped from the top: buffer 0 first.
+            free: (0..entries).rev().collect(),
+            in_ring: 0,
+            target: MIN_TARGET.min(usize::from(entries)),
+            taken_since_publish: 0,
+            window_peak: 0,
+            window_turns: 0,
         };
         // SAFETY: the slots and buffers live until `self` is dropped, which the owner
         // does only after the ring (and with it the registration) is gone.
         unsafe {
             ring.submitter()
                 .register_buf_ring_with_flags(p as u64, entries, bgid, 0)?;
-        }
-        for bid in 0..entries {
-            br.push_slot(bid);
         }
         br.publish();
         Ok(br)
@@ -95,6 +127,17 @@ impl BufRing {
     /// A completion handed buffer `bid` to the poller.
     pub(super) fn taken(&mut self) {
         self.out += 1;
+        self.in_ring -= 1;
+        self.taken_since_publish += 1;
+    }
+
+    /// A receive found the ring empty (`ENOBUFS`): offer twice as many from now on.
+    pub(super) fn starved(&mut self) {
+        self.target = (self.target * 2).min(self.capacity());
+    }
+
+    fn capacity(&self) -> usize {
+        usize::from(self.mask) + 1
     }
 
     /// Buffers handed to the poller and not given back yet (0 between turns).
@@ -102,11 +145,27 @@ impl BufRing {
         self.out
     }
 
-    /// Gives buffer `bid` back (visible to the kernel after the next `publish`).
+    /// Gives buffer `bid` back (to the kernel again at a later `publish`).
     pub(super) fn push(&mut self, bid: u16) {
         debug_assert!(self.out > 0, "buffer {bid} given back twice");
         self.out -= 1;
-        self.push_slot(bid);
+        self.free.push(bid);
+    }
+
+    /// Sizes the ring for the next turn from what this one took (see the module docs).
+    fn adapt(&mut self) {
+        let taken = std::mem::take(&mut self.taken_since_publish);
+        self.window_peak = self.window_peak.max(taken);
+        if 2 * taken > self.target {
+            self.target = (2 * taken).min(self.capacity());
+        }
+        self.window_turns += 1;
+        if self.window_turns == WINDOW_TURNS {
+            self.target =
+                (2 * self.window_peak).clamp(MIN_TARGET.min(self.capacity()), self.capacity());
+            self.window_peak = 0;
+            self.window_turns = 0;
+        }
     }
 
     fn push_slot(&mut self, bid: u16) {
@@ -119,12 +178,19 @@ impl BufRing {
         e.set_len(self.buf_len as u32);
         e.set_bid(bid);
         self.local_tail = self.local_tail.wrapping_add(1);
+        self.in_ring += 1;
         self.unpublished = true;
     }
 
-    /// Makes the pushed buffers visible to the kernel: a release store of the tail, so
-    /// the slot writes are seen before it.
+    /// Fills the ring up to its target from the top of the free stack and makes the new
+    /// slots visible to the kernel: a release store of the tail, so the slot writes are
+    /// seen before it.
     pub(super) fn publish(&mut self) {
+        self.adapt();
+        while self.in_ring < self.target {
+            let Some(bid) = self.free.pop() else { break };
+            self.push_slot(bid);
+        }
         if !std::mem::take(&mut self.unpublished) {
             return;
         }
@@ -141,5 +207,92 @@ impl Drop for BufRing {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`; the ring that used it is gone.
         unsafe { libc::munmap(self.ring.as_ptr().cast(), self.ring_bytes) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use io_uring::{cqueue, opcode, squeue, types};
+
+    use super::*;
+
+    /// A ring to test with, or `None` where the kernel refuses io_uring.
+    fn test_ring() -> Option<IoUring> {
+        IoUring::new(8).ok()
+    }
+
+    /// One receive on `sock` drawing on group 0; the buffer it used.
+    fn receive_one(ring: &mut IoUring, bufs: &mut BufRing, sock: &UnixStream) -> u16 {
+        let sqe = opcode::Recv::new(types::Fd(sock.as_raw_fd()), ptr::null_mut(), 64)
+            .buf_group(0)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT);
+        // SAFETY: the buffers are the ring's own, alive for the whole test.
+        unsafe { ring.submission().push(&sqe) }.expect("room for one submission");
+        ring.submit_and_wait(1).expect("the receive completes");
+        let cqe = ring.completion().next().expect("one completion");
+        assert!(cqe.result() > 0, "receive failed: {}", cqe.result());
+        let bid = cqueue::buffer_select(cqe.flags()).expect("a provided buffer");
+        bufs.taken();
+        bid
+    }
+
+    #[test]
+    fn light_load_reuses_a_few_warm_buffers() {
+        let Some(mut ring) = test_ring() else { return };
+        let mut bufs = BufRing::new(&ring, 0, 1024, 64).expect("register the buffer ring");
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let mut used = HashSet::new();
+        for _ in 0..500 {
+            a.write_all(b"x").unwrap();
+            let bid = receive_one(&mut ring, &mut bufs, &b);
+            assert_eq!(bufs.data(bid, 1), b"x");
+            used.insert(bid);
+            bufs.push(bid);
+            bufs.publish();
+        }
+        // One buffer a turn: the ring stays at its minimum, and only those buffers are
+        // ever written (a ring of all 1024 would have used 500 different ones).
+        assert_eq!(bufs.target, MIN_TARGET);
+        assert!(used.len() <= MIN_TARGET, "{} buffers used", used.len());
+        drop(ring);
+    }
+
+    #[test]
+    fn ring_grows_with_use_and_when_starved_then_shrinks_back() {
+        let Some(ring) = test_ring() else { return };
+        let mut bufs = BufRing::new(&ring, 0, 1024, 64).expect("register the buffer ring");
+        assert_eq!(bufs.in_ring, MIN_TARGET);
+        // A turn that takes 50 buffers: the next offers twice that.
+        for _ in 0..50 {
+            bufs.taken();
+        }
+        for bid in 0..50 {
+            bufs.push(bid);
+        }
+        bufs.publish();
+        assert_eq!(bufs.target, 100);
+        assert_eq!(bufs.in_ring, 100);
+        // A receive that found the ring empty doubles it, up to every buffer there is.
+        bufs.starved();
+        assert_eq!(bufs.target, 200);
+        for _ in 0..10 {
+            bufs.starved();
+        }
+        assert_eq!(bufs.target, 1024);
+        bufs.publish();
+        assert_eq!(bufs.in_ring, 1024);
+        // A quiet window later (the current one still saw the 50) it is back to its
+        // minimum; the buffers already offered stay offered until taken.
+        for _ in 0..2 * WINDOW_TURNS {
+            bufs.publish();
+        }
+        assert_eq!(bufs.target, MIN_TARGET);
+        drop(ring);
     }
 }

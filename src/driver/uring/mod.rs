@@ -37,6 +37,7 @@ mod probe;
 
 pub(crate) use probe::probe;
 
+use std::collections::VecDeque;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -135,7 +136,8 @@ struct Watch {
     output: Op,
     /// The gathered send in flight (connections only; at most one).
     send: Op,
-    /// What the send in flight reads: kept here until its completion.
+    /// What the send in flight reads: kept here until its completion, then given back
+    /// to [`Uring::spare_sends`].
     send_state: Option<Box<SendState>>,
     /// A zero-copy send's result, held until the kernel's notification that it no
     /// longer reads the buffers.
@@ -267,6 +269,20 @@ pub(crate) struct Uring {
     submit_sends: bool,
     /// Smallest send made zero-copy (`None`: never).
     zero_copy_send: Option<usize>,
+    /// Output queues' segment storage not in use (see [`Output::storage_to`]): a send
+    /// seals the output's tail into its segment queue, and a queue keeps its storage
+    /// once grown, so without this every connection that ever sent would hold one
+    /// (~0.13 KiB each at 10,000 idle connections, where epoll's sends, which write the
+    /// tail in place, hold none).
+    spare_queues: Vec<VecDeque<Bytes>>,
+    /// Send states (with their vectors' room) not held by a send in flight, the last
+    /// given back on top. A connection holds one only while its send is in flight, so
+    /// an idle connection costs none (they were ~0.25 KiB each at 10,000 idle
+    /// connections), and there are never more than the most sends in flight at once.
+    /// Boxed as a watch holds them: a send's submission points into its state, which
+    /// must not move while the box does.
+    #[allow(clippy::vec_box)]
+    spare_sends: Vec<Box<SendState>>,
 }
 
 impl Uring {
@@ -303,6 +319,8 @@ impl Uring {
             in_flight: 0,
             submit_sends,
             zero_copy_send,
+            spare_sends: Vec::new(),
+            spare_queues: Vec::new(),
         })
     }
 
@@ -414,13 +432,15 @@ impl Uring {
             return;
         }
         let fd = w.fd;
-        let st = w
-            .send_state
-            .get_or_insert_with(|| Box::new(SendState::new()));
-        st.bufs.clear();
-        st.iov.clear();
+        debug_assert!(w.send_state.is_none(), "a send state outlived its send");
+        queue.storage_from(&mut self.spare_queues);
+        let mut st = self
+            .spare_sends
+            .pop()
+            .unwrap_or_else(|| Box::new(SendState::new()));
         st.bufs.extend(queue.segments().cloned());
         if st.bufs.is_empty() {
+            self.spare_sends.push(st);
             return;
         }
         let flags = libc::MSG_NOSIGNAL as u32;
@@ -460,9 +480,17 @@ impl Uring {
         let Some(w) = self.watch_mut(token) else {
             return;
         };
+        // Moving the box does not move what the submission points into.
+        w.send_state = Some(st);
         w.send = Op::Armed;
         self.in_flight += 1;
         self.push(&sqe);
+    }
+
+    /// A send of `queue` completed: if that emptied its segment queue, its storage
+    /// goes back to the pool for the next send of any connection.
+    pub(crate) fn sent(&mut self, queue: &mut Output) {
+        queue.storage_to(&mut self.spare_queues);
     }
 
     /// Submits a connect of `token`'s socket to `addr`; the address is kept until the
@@ -813,7 +841,11 @@ impl Uring {
                     Some(readable(token))
                 } else if errno == libc::ENOBUFS || errno == libc::ECANCELED {
                     // Out of buffers: re-armed below, and submitted after this turn
-                    // has returned its buffers. Cancelled: re-armed only if wanted.
+                    // has returned its buffers, into a ring offering more of them.
+                    // Cancelled: re-armed only if wanted.
+                    if errno == libc::ENOBUFS {
+                        self.bufs.starved();
+                    }
                     None
                 } else {
                     w.input_ended = true;
@@ -856,9 +888,12 @@ impl Uring {
                     res
                 };
                 w.send = Op::Idle;
-                if let Some(st) = w.send_state.as_mut() {
-                    // The kernel is done with them: drop the references now.
+                if let Some(mut st) = w.send_state.take() {
+                    // The kernel is done with them: drop the references now, and keep
+                    // the state's room for the next send of any connection.
                     st.bufs.clear();
+                    st.iov.clear();
+                    self.spare_sends.push(st);
                 }
                 let result = if res >= 0 {
                     Ok(res as usize)
