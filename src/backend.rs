@@ -21,17 +21,12 @@ pub const BACKEND_ENV: &str = "NETLOOP_BACKEND";
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum Backend {
-    /// The default: io_uring if the start-up probe finds it usable (ring set-up, the
-    /// operations it needs, provided buffers, multishot receive), otherwise epoll, with
-    /// one `tracing` info event that says why (many containers forbid io_uring, so the
-    /// fallback is routine, not a fault).
-    ///
-    /// io_uring is the default because in `scripts/bench.sh`'s load scenarios it costs
-    /// no more CPU per request than epoll, and less in most. It keeps about 56 bytes
-    /// more per connection (its record of the socket's operations in flight).
-    #[default]
+    /// io_uring if the start-up probe finds it usable (ring set-up, the operations it
+    /// needs, provided buffers, multishot receive), otherwise epoll, with one `tracing`
+    /// warning that says why.
     Auto,
     /// Level-triggered epoll. Works on every Linux kernel netloop supports.
+    #[default]
     Epoll,
     /// io_uring (Linux 6.0 or later); starting fails with [`Error::Config`] saying why
     /// if it is not usable here. It makes an order of magnitude fewer system calls for
@@ -92,7 +87,7 @@ impl Backend {
             Backend::Auto => match probe() {
                 Ok(()) => Ok(Backend::IoUring),
                 Err(why) => {
-                    tracing::info!(reason = %why, "io_uring is not usable; using epoll");
+                    tracing::warn!(reason = %why, "io_uring is not usable; using epoll");
                     Ok(Backend::Epoll)
                 }
             },

@@ -24,9 +24,9 @@
 //! its handshake before `on_connect`. A connection can **switch protocols** in place
 //! ([`Conn::switch_to`]; HTTP's upgrade hook uses it), keeping its buffered bytes.
 //!
-//! The default backend is [`Backend::Auto`]: io_uring where the kernel allows it,
-//! otherwise epoll ([`Backend::Epoll`], or `NETLOOP_BACKEND=epoll`, chooses epoll
-//! always). On io_uring each poller owns a ring: connections are accepted by a multishot operation, small messages are read
+//! The default backend is [`Backend::Epoll`]. With [`Backend::IoUring`] (or
+//! [`Backend::Auto`], or `NETLOOP_BACKEND=io_uring`) each poller owns an io_uring
+//! instead: connections are accepted by a multishot operation, small messages are read
 //! by multishot receives into a ring of provided buffers (copied into the same input
 //! buffers), streams are polled and read straight into their input buffers, dials
 //! connect with a connect

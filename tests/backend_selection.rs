@@ -67,10 +67,9 @@ fn io_uring_runs_where_usable_and_says_why_not_elsewhere() {
 #[test]
 fn the_backend_in_use_is_reported() {
     let server = serve(netloop::Dispatch::Inline, 1, echo());
-    // Nothing forced: the default, `Auto`.
     let expected = match forced().as_deref() {
         Some("io_uring") => Backend::IoUring,
-        Some("auto") | None if Backend::io_uring_unavailable().is_none() => Backend::IoUring,
+        Some("auto") if Backend::io_uring_unavailable().is_none() => Backend::IoUring,
         _ => Backend::Epoll,
     };
     assert_eq!(server.backend(), expected);

@@ -168,25 +168,6 @@ impl Output {
         self.queue.iter().take(MAX_IOVECS)
     }
 
-    /// Moves the segment queue's storage to `pool` if it has some and holds no segment:
-    /// a driver that seals the tail into the queue for every send (io_uring) pools it
-    /// between sends, so that an idle connection does not keep it.
-    pub(crate) fn storage_to(&mut self, pool: &mut Vec<VecDeque<Bytes>>) {
-        if self.queue.is_empty() && self.queue.capacity() > 0 {
-            pool.push(std::mem::take(&mut self.queue));
-        }
-    }
-
-    /// Takes storage for the segment queue from `pool` if it has none.
-    pub(crate) fn storage_from(&mut self, pool: &mut Vec<VecDeque<Bytes>>) {
-        if self.queue.capacity() == 0 {
-            if let Some(storage) = pool.pop() {
-                debug_assert!(storage.is_empty(), "pooled queue storage holds segments");
-                self.queue = storage;
-            }
-        }
-    }
-
     /// The queued bytes if they are one contiguous slice (one segment, or the tail
     /// alone): sent with a plain `send`.
     pub(crate) fn only_slice(&self) -> Option<&[u8]> {
@@ -265,28 +246,6 @@ mod tests {
         let mut got = [0u8; 13];
         b.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"one two three");
-    }
-
-    #[test]
-    fn segment_storage_moves_through_a_pool_only_when_empty() {
-        let mut pool = Vec::new();
-        let mut out = Output::new();
-        out.write(b"reply");
-        assert_eq!(out.segments().count(), 1);
-        // A segment still queued: the storage stays.
-        out.storage_to(&mut pool);
-        assert!(pool.is_empty());
-        out.advance(5);
-        out.storage_to(&mut pool);
-        assert_eq!(pool.len(), 1);
-        assert_eq!(out.queue.capacity(), 0, "an idle queue keeps no storage");
-        // The next send's queue grows into the pooled storage, not a new allocation.
-        let mut other = Output::new();
-        other.storage_from(&mut pool);
-        assert!(pool.is_empty());
-        assert!(other.queue.capacity() > 0);
-        other.write_bytes(Bytes::from_static(b"next"));
-        assert_eq!(other.segments().next().map(|b| &b[..]), Some(&b"next"[..]));
     }
 
     #[test]

@@ -189,14 +189,6 @@ impl Driver {
         forward!(self, d => d.send(fd, token, queue))
     }
 
-    /// A send of `queue` completed and the queue has been advanced past what it wrote.
-    pub(crate) fn sent(&mut self, queue: &mut Output) {
-        match self {
-            Driver::Epoll(_) => {}
-            Driver::Uring(u) => u.sent(queue),
-        }
-    }
-
     /// Whether sends complete later ([`Sent::InFlight`]) rather than at once: the poller
     /// then needs no writability reports, and handlers' [`flush`](crate::Conn::flush)
     /// leaves the output for it.

@@ -212,11 +212,7 @@ impl Poller {
         if let Some(session) = slot.session() {
             let conn = &mut session.conn;
             match result {
-                Ok(n) => {
-                    let wire = conn.link.wire_queue(&mut conn.output);
-                    wire.advance(n);
-                    self.driver.sent(wire);
-                }
+                Ok(n) => conn.link.wire_queue(&mut conn.output).advance(n),
                 Err(kind) => {
                     conn.link.write_error.get_or_insert(kind);
                 }

@@ -474,10 +474,8 @@ impl Builder {
         self
     }
 
-    /// The I/O backend: [`Backend::Auto`](crate::Backend::Auto) (the default: io_uring
-    /// where the start-up probe finds it usable, else epoll),
-    /// [`Backend::Epoll`](crate::Backend::Epoll) or
-    /// [`Backend::IoUring`](crate::Backend::IoUring).
+    /// The I/O backend: [`Backend::Epoll`](crate::Backend::Epoll) (the default), [`Backend::IoUring`](crate::Backend::IoUring), or
+    /// [`Backend::Auto`](crate::Backend::Auto) (io_uring where the start-up probe finds it usable, else epoll).
     /// The `NETLOOP_BACKEND` environment variable overrides this;
     /// [`ServerHandle::backend`](crate::ServerHandle::backend) reports the outcome.
     pub fn backend(mut self, backend: crate::Backend) -> Builder {

@@ -37,7 +37,6 @@ mod probe;
 
 pub(crate) use probe::probe;
 
-use std::collections::VecDeque;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -269,12 +268,6 @@ pub(crate) struct Uring {
     submit_sends: bool,
     /// Smallest send made zero-copy (`None`: never).
     zero_copy_send: Option<usize>,
-    /// Output queues' segment storage not in use (see [`Output::storage_to`]): a send
-    /// seals the output's tail into its segment queue, and a queue keeps its storage
-    /// once grown, so without this every connection that ever sent would hold one
-    /// (~0.13 KiB each at 10,000 idle connections, where epoll's sends, which write the
-    /// tail in place, hold none).
-    spare_queues: Vec<VecDeque<Bytes>>,
     /// Send states (with their vectors' room) not held by a send in flight, the last
     /// given back on top. A connection holds one only while its send is in flight, so
     /// an idle connection costs none (they were ~0.25 KiB each at 10,000 idle
@@ -320,7 +313,6 @@ impl Uring {
             submit_sends,
             zero_copy_send,
             spare_sends: Vec::new(),
-            spare_queues: Vec::new(),
         })
     }
 
@@ -433,7 +425,6 @@ impl Uring {
         }
         let fd = w.fd;
         debug_assert!(w.send_state.is_none(), "a send state outlived its send");
-        queue.storage_from(&mut self.spare_queues);
         let mut st = self
             .spare_sends
             .pop()
@@ -485,12 +476,6 @@ impl Uring {
         w.send = Op::Armed;
         self.in_flight += 1;
         self.push(&sqe);
-    }
-
-    /// A send of `queue` completed: if that emptied its segment queue, its storage
-    /// goes back to the pool for the next send of any connection.
-    pub(crate) fn sent(&mut self, queue: &mut Output) {
-        queue.storage_to(&mut self.spare_queues);
     }
 
     /// Submits a connect of `token`'s socket to `addr`; the address is kept until the
