@@ -32,7 +32,15 @@ pub(crate) const MAX_IOVECS: usize = 64;
 /// ```
 #[derive(Debug, Default)]
 pub struct Output {
+    /// The first queued segment, held in place rather than in `queue` (empty when
+    /// nothing is queued; `queue` is then empty too). The usual reply is one segment, so
+    /// a connection's queue never allocates storage for it: an io_uring send seals every
+    /// reply into a segment, and a `VecDeque` grown for it stayed with the connection,
+    /// ~0.13 KiB per idle connection.
+    front: Bytes,
+    /// The segments after `front`.
     queue: VecDeque<Bytes>,
+    /// Bytes in `front` and `queue`.
     queued: usize,
     pub(crate) tail: BytesMut,
     /// Bytes consumed from the front (sent) since the poller last collected the count.
@@ -103,15 +111,17 @@ impl Output {
             return;
         }
         self.seal_tail();
-        self.queued += data.len();
-        self.queue.push_back(data);
+        self.push(data);
     }
 
     /// Takes the first queued segment whole (what was written, split where `write_bytes`
     /// calls and copies met): for a transport that encodes the handler's output.
     pub fn pop_front(&mut self) -> Option<Bytes> {
         self.seal_tail();
-        let front = self.queue.pop_front()?;
+        if self.front.is_empty() {
+            return None;
+        }
+        let front = self.take_front();
         self.queued -= front.len();
         Some(front)
     }
@@ -120,7 +130,7 @@ impl Output {
     #[cfg(feature = "tls")]
     pub(crate) fn front_len(&mut self) -> Option<usize> {
         self.seal_tail();
-        self.queue.front().map(Bytes::len)
+        Some(self.front.len()).filter(|&n| n > 0)
     }
 
     /// Removes the first `n` queued bytes, as a writer that sent them does.
@@ -135,29 +145,28 @@ impl Output {
         if n == self.len() {
             // Everything went (the common case): no segment-by-segment walk. The tail
             // is cleared in place rather than advanced, keeping its whole capacity.
-            // (pop_front: VecDeque::clear's truncate costs more for the usual one segment.)
+            // (pop_front: VecDeque::clear's truncate costs more than a loop that usually
+            // finds nothing.)
+            self.front = Bytes::new();
             while self.queue.pop_front().is_some() {}
             self.queued = 0;
             self.tail.clear();
             return;
         }
         while n > 0 {
-            match self.queue.front_mut() {
-                Some(front) if front.len() <= n => {
-                    n -= front.len();
-                    self.queued -= front.len();
-                    self.queue.pop_front();
-                }
-                Some(front) => {
-                    front.advance(n);
-                    self.queued -= n;
-                    return;
-                }
-                None => {
-                    self.tail.advance(n);
-                    return;
-                }
+            let front = self.front.len();
+            if front == 0 {
+                self.tail.advance(n);
+                return;
             }
+            if front > n {
+                self.front.advance(n);
+                self.queued -= n;
+                return;
+            }
+            n -= front;
+            self.queued -= front;
+            self.take_front();
         }
     }
 
@@ -165,15 +174,22 @@ impl Output {
     /// queue first): for a driver that keeps them alive until its send completes.
     pub(crate) fn segments(&mut self) -> impl Iterator<Item = &Bytes> {
         self.seal_tail();
-        self.queue.iter().take(MAX_IOVECS)
+        std::iter::once(&self.front)
+            .filter(|b| !b.is_empty())
+            .chain(self.queue.iter())
+            .take(MAX_IOVECS)
     }
 
     /// The queued bytes if they are one contiguous slice (one segment, or the tail
     /// alone): sent with a plain `send`.
     pub(crate) fn only_slice(&self) -> Option<&[u8]> {
-        match (self.queue.len(), self.tail.is_empty()) {
-            (0, _) => Some(&self.tail),
-            (1, true) => self.queue.front().map(|b| &b[..]),
+        match (
+            self.front.is_empty(),
+            self.queue.is_empty(),
+            self.tail.is_empty(),
+        ) {
+            (true, _, _) => Some(&self.tail),
+            (false, true, true) => Some(&self.front),
             _ => None,
         }
     }
@@ -187,7 +203,10 @@ impl Output {
     ) -> (usize, usize) {
         let mut count = 0;
         let mut total = 0;
-        for seg in self.queue.iter().take(MAX_IOVECS) {
+        let queued = std::iter::once(&self.front)
+            .filter(|b| !b.is_empty())
+            .chain(self.queue.iter());
+        for seg in queued.take(MAX_IOVECS) {
             slices[count] = IoSlice::new(seg);
             total += seg.len();
             count += 1;
@@ -212,8 +231,25 @@ impl Output {
     #[inline(never)]
     fn seal_nonempty_tail(&mut self) {
         let sealed = self.tail.split().freeze();
-        self.queued += sealed.len();
-        self.queue.push_back(sealed);
+        self.push(sealed);
+    }
+
+    /// Queues a non-empty segment behind the others.
+    #[inline]
+    fn push(&mut self, segment: Bytes) {
+        self.queued += segment.len();
+        if self.front.is_empty() {
+            self.front = segment;
+        } else {
+            self.queue.push_back(segment);
+        }
+    }
+
+    /// Takes the first segment, moving the next (if any) into its place.
+    #[inline]
+    fn take_front(&mut self) -> Bytes {
+        let next = self.queue.pop_front().unwrap_or_default();
+        std::mem::replace(&mut self.front, next)
     }
 }
 
@@ -279,5 +315,51 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out.pop_front().unwrap(), "ef");
         assert!(out.pop_front().is_none());
+    }
+
+    #[test]
+    fn a_one_segment_reply_never_allocates_queue_storage() {
+        let mut out = Output::new();
+        for _ in 0..3 {
+            // A copied reply, sealed for a driver that holds it until the send completes.
+            out.write(b"reply");
+            let sealed: Vec<Bytes> = out.segments().cloned().collect();
+            assert_eq!(sealed, [Bytes::from_static(b"reply")]);
+            out.advance(out.len());
+            // A zero-copy one.
+            out.write_bytes(Bytes::from_static(b"shared"));
+            assert_eq!(out.only_slice(), Some(&b"shared"[..]));
+            out.advance(out.len());
+            assert!(out.is_empty());
+        }
+        assert_eq!(
+            out.queue.capacity(),
+            0,
+            "one segment at a time stays in `front`"
+        );
+    }
+
+    #[test]
+    fn segments_keep_their_order_through_the_front_the_queue_and_the_tail() {
+        let mut out = Output::new();
+        out.write_bytes(Bytes::from_static(b"ab"));
+        out.write_bytes(Bytes::from_static(b"cd"));
+        out.write(b"ef");
+        out.write_bytes(Bytes::from_static(b"gh"));
+        out.write(b"ij");
+        assert_eq!(out.len(), 10);
+        assert_eq!(out.only_slice(), None);
+        let all: Vec<u8> = out.segments().flat_map(|b| b.to_vec()).collect();
+        assert_eq!(all, b"abcdefghij");
+        out.advance(3);
+        assert_eq!(out.len(), 7);
+        assert_eq!(out.pop_front().unwrap(), "d");
+        out.advance(2);
+        assert_eq!(out.pop_front().unwrap(), "gh");
+        assert_eq!(out.only_slice(), Some(&b"ij"[..]));
+        assert_eq!(out.pop_front().unwrap(), "ij");
+        assert!(out.pop_front().is_none());
+        assert!(out.is_empty());
+        assert_eq!(out.sent, 5);
     }
 }

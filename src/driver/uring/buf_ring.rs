@@ -32,8 +32,6 @@ pub(super) struct BufRing {
     buf_len: usize,
     mask: u16,
     local_tail: u16,
-    /// Pushed since the last publish.
-    unpublished: bool,
     /// Buffers completions handed to the poller and not yet given back.
     out: usize,
     /// Free buffers not in the ring, the most recently given back on top.
@@ -98,7 +96,6 @@ impl BufRing {
             buf_len,
             mask: entries - 1,
             local_tail: 0,
-            unpublished: false,
             out: 0,
             // Popped from the top: buffer 0 first.
             free: (0..entries).rev().collect(),
@@ -179,7 +176,6 @@ impl BufRing {
         e.set_bid(bid);
         self.local_tail = self.local_tail.wrapping_add(1);
         self.in_ring += 1;
-        self.unpublished = true;
     }
 
     /// Fills the ring up to its target from the top of the free stack and makes the new
@@ -187,11 +183,13 @@ impl BufRing {
     /// seen before it.
     pub(super) fn publish(&mut self) {
         self.adapt();
+        let mut pushed = false;
         while self.in_ring < self.target {
             let Some(bid) = self.free.pop() else { break };
             self.push_slot(bid);
+            pushed = true;
         }
-        if !std::mem::take(&mut self.unpublished) {
+        if !pushed {
             return;
         }
         // SAFETY: `tail` points at the u16 tail field overlaying slot 0, naturally

@@ -37,6 +37,7 @@ mod probe;
 
 pub(crate) use probe::probe;
 
+use std::collections::HashMap;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -92,6 +93,11 @@ const SEND: u64 = 6;
 const POLL_IN: u64 = 7;
 const CONNECT: u64 = 8;
 
+/// What a watch keeps of its token (see [`Watch::tag`]).
+fn tag(token: Token) -> u32 {
+    (token.0 >> 32) as u32
+}
+
 fn user_data(kind: u64, token: Token) -> u64 {
     debug_assert_eq!(token.0 & KIND_MASK, 0);
     token.0 | (kind << KIND_SHIFT)
@@ -108,9 +114,14 @@ enum Op {
 }
 
 /// A watched socket: a connection (indexed by slab index) or a listener.
+///
+/// One per connection, idle ones included, so it is kept to 32 bytes: what only an
+/// operation in flight needs lives in its [`SendState`] or in [`Uring::connect_addrs`].
 #[derive(Debug)]
 struct Watch {
-    token: Token,
+    /// The high half of the socket's token (a connection's generation): the low half is
+    /// the index this watch is stored at.
+    tag: u32,
     fd: RawFd,
     want: Interest,
     /// The receive (connections) or accept (listeners).
@@ -126,7 +137,7 @@ struct Watch {
     /// multishot receive would take all of it at once, hundreds of KiB in one wait, each
     /// byte copied out of a provided buffer). A new connection starts bursting, so a
     /// peer that floods from the start is read one buffer per turn.
-    room: usize,
+    room: u32,
     bursting: bool,
     /// The input operation ended for good (end-of-file, an error): not re-armed until
     /// the poller re-registers the socket.
@@ -138,37 +149,38 @@ struct Watch {
     /// What the send in flight reads: kept here until its completion, then given back
     /// to [`Uring::spare_sends`].
     send_state: Option<Box<SendState>>,
-    /// A zero-copy send's result, held until the kernel's notification that it no
-    /// longer reads the buffers.
-    zero_copy_result: Option<i32>,
-    /// The connect in flight (dialed connections), with the address it reads.
+    /// The connect in flight (dialed connections); the address it reads is in
+    /// [`Uring::connect_addrs`].
     connect: Op,
-    connect_addr: Option<Box<socket2::SockAddr>>,
 }
 
 impl Watch {
     fn new(token: Token, fd: RawFd, want: Interest) -> Watch {
         Watch {
-            token,
+            tag: tag(token),
             fd,
             want,
             input: Op::Idle,
             input_multi: false,
-            room: INITIAL_ROOM,
+            room: INITIAL_ROOM as u32,
             bursting: true,
             input_ended: false,
             output: Op::Idle,
             send: Op::Idle,
             send_state: None,
-            zero_copy_result: None,
             connect: Op::Idle,
-            connect_addr: None,
         }
+    }
+
+    /// Whether this is the watch of `token`'s socket (not of a closed one that had the
+    /// same slot).
+    fn is(&self, token: Token) -> bool {
+        self.tag == tag(token)
     }
 
     /// Whether input is taken one receive at a time (see `room`).
     fn one_at_a_time(&self) -> bool {
-        self.bursting || self.room < MULTISHOT_ROOM
+        self.bursting || (self.room as usize) < MULTISHOT_ROOM
     }
 
     fn ops_pending(&self) -> u8 {
@@ -186,6 +198,9 @@ struct SendState {
     bufs: Vec<Bytes>,
     iov: Vec<libc::iovec>,
     msg: libc::msghdr,
+    /// A zero-copy send's result, held until the kernel's notification that it no
+    /// longer reads the buffers.
+    zero_copy_result: Option<i32>,
 }
 
 // SAFETY: the raw pointers in `iov` and `msg` point into `bufs` and `iov`, which this
@@ -207,6 +222,7 @@ impl SendState {
             iov: Vec::new(),
             // SAFETY: an all-zero msghdr is valid.
             msg: unsafe { std::mem::zeroed() },
+            zero_copy_result: None,
         }
     }
 }
@@ -276,6 +292,10 @@ pub(crate) struct Uring {
     /// must not move while the box does.
     #[allow(clippy::vec_box)]
     spare_sends: Vec<Box<SendState>>,
+    /// The addresses connects in flight read, by token: boxed so they stay put while
+    /// the map grows. Connects are few next to idle connections, so the address is kept
+    /// here rather than in every watch.
+    connect_addrs: HashMap<u64, Box<socket2::SockAddr>>,
 }
 
 impl Uring {
@@ -313,6 +333,7 @@ impl Uring {
             submit_sends,
             zero_copy_send,
             spare_sends: Vec::new(),
+            connect_addrs: HashMap::new(),
         })
     }
 
@@ -362,9 +383,7 @@ impl Uring {
     /// The watch of `token`'s socket, if it is still that socket's (not a closed one's
     /// successor in the same slot).
     fn watch_mut(&mut self, token: Token) -> Option<&mut Watch> {
-        self.entry(token, false)?
-            .as_mut()
-            .filter(|w| w.token == token)
+        self.entry(token, false)?.as_mut().filter(|w| w.is(token))
     }
 
     pub(crate) fn register(
@@ -377,7 +396,7 @@ impl Uring {
             return Ok(());
         };
         match entry {
-            Some(w) if w.token == token => w.want = interest,
+            Some(w) if w.is(token) => w.want = interest,
             slot => *slot = Some(Watch::new(token, fd, interest)),
         }
         self.reconcile(token);
@@ -494,11 +513,15 @@ impl Uring {
         if w.connect != Op::Idle {
             return Err(io::Error::other("a connect is already in flight"));
         }
-        let addr = w.connect_addr.insert(Box::new(addr.clone()));
+        w.connect = Op::Armed;
+        let addr = self
+            .connect_addrs
+            .entry(token.0)
+            .insert_entry(Box::new(addr.clone()))
+            .into_mut();
         let sqe = opcode::Connect::new(types::Fd(fd), addr.as_ptr().cast(), addr.len())
             .build()
             .user_data(user_data(CONNECT, token));
-        w.connect = Op::Armed;
         self.in_flight += 1;
         self.push(&sqe);
         Ok(())
@@ -537,7 +560,7 @@ impl Uring {
     pub(crate) fn pace_reads(&mut self, token: Token, room: usize) {
         if let Some(w) = self.watch_mut(token) {
             let was = w.one_at_a_time();
-            w.room = room;
+            w.room = u32::try_from(room).unwrap_or(u32::MAX);
             if w.one_at_a_time() != was {
                 self.reconcile(token);
             }
@@ -567,7 +590,7 @@ impl Uring {
             // The connect may be waiting for a peer that never answers.
             self.push(&cancel(user_data(CONNECT, token)));
         }
-        let (send, addr, ops) = match self.watch_mut(token) {
+        let (send, ops) = match self.watch_mut(token) {
             Some(w) => {
                 if send_armed {
                     w.send = Op::Cancelling;
@@ -575,12 +598,13 @@ impl Uring {
                 if connect_armed {
                     w.connect = Op::Cancelling;
                 }
-                (w.send_state.take(), w.connect_addr.take(), w.ops_pending())
+                (w.send_state.take(), w.ops_pending())
             }
-            None => (None, None, 0),
+            None => (None, 0),
         };
+        let addr = self.connect_addrs.remove(&token.0);
         if let Some(entry) = self.entry(token, false) {
-            if entry.as_ref().is_some_and(|w| w.token == token) {
+            if entry.as_ref().is_some_and(|w| w.is(token)) {
                 *entry = None;
             }
         }
@@ -863,12 +887,16 @@ impl Uring {
             SEND if more => {
                 // A zero-copy send's result; its buffers stay in use until the
                 // notification that follows.
-                w.zero_copy_result = Some(res);
+                if let Some(st) = &mut w.send_state {
+                    st.zero_copy_result = Some(res);
+                }
                 None
             }
             SEND => {
                 let res = if cqueue::notif(flags) {
-                    w.zero_copy_result.take().unwrap_or(res)
+                    (w.send_state.as_mut())
+                        .and_then(|st| st.zero_copy_result.take())
+                        .unwrap_or(res)
                 } else {
                     res
                 };
@@ -878,6 +906,7 @@ impl Uring {
                     // the state's room for the next send of any connection.
                     st.bufs.clear();
                     st.iov.clear();
+                    st.zero_copy_result = None;
                     self.spare_sends.push(st);
                 }
                 let result = if res >= 0 {
@@ -892,7 +921,7 @@ impl Uring {
             }
             CONNECT => {
                 w.connect = Op::Idle;
-                w.connect_addr = None;
+                self.connect_addrs.remove(&token.0);
                 self.current = Current::Connected(res);
                 Some(Event {
                     writable: res == 0,
@@ -1013,7 +1042,9 @@ impl Uring {
         if let Some(w) = self.watch_mut(token) {
             let was = w.one_at_a_time();
             w.bursting = bursting;
-            w.room = w.room.saturating_sub(len);
+            w.room = w
+                .room
+                .saturating_sub(u32::try_from(len).unwrap_or(u32::MAX));
             if w.one_at_a_time() != was {
                 self.reconcile(token);
             }
@@ -1094,6 +1125,7 @@ impl Drop for Uring {
                 );
                 std::mem::forget(std::mem::take(&mut self.conns));
                 std::mem::forget(std::mem::take(&mut self.retiring));
+                std::mem::forget(std::mem::take(&mut self.connect_addrs));
                 return;
             }
         }
@@ -1104,5 +1136,16 @@ impl Drop for Uring {
             ManuallyDrop::drop(&mut self.ring);
             ManuallyDrop::drop(&mut self.bufs);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_is_32_bytes() {
+        // Every connection has one, idle ones included (see `Watch`).
+        assert_eq!(std::mem::size_of::<Option<Watch>>(), 32);
     }
 }
