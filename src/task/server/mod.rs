@@ -44,6 +44,11 @@ use crate::{CloseReason, Conn, Handler, ServerHandle, TimerKey};
 
 const WAIT: TimerKey = TimerKey(0xFD00);
 const DISCONNECT: TimerKey = TimerKey(0xFD01);
+/// How long after a shutdown's grace its clients close by themselves, should the
+/// shutdown not have cancelled their tasks by then. The shutdown counts the tasks still
+/// running at its deadline and cancels them; a client timer at that same instant raced
+/// the count, and a task it cancelled first was reported as finished.
+const SHUTDOWN_BACKSTOP: Duration = Duration::from_secs(1);
 
 /// A counter.
 #[derive(Debug, Default)]
@@ -379,10 +384,10 @@ impl TaskServer {
         self.inner.shutting_down.store(true, Ordering::Release);
         let clients = self.clients();
         let running = self.running_tasks();
-        for c in &clients {
-            c.disconnect_with(grace, reason::SHUTTING_DOWN);
-        }
         let deadline = Instant::now() + grace;
+        for c in &clients {
+            c.disconnect_with(grace + SHUTDOWN_BACKSTOP, reason::SHUTTING_DOWN);
+        }
         {
             let mut guard = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
             while self.running_tasks() > 0 {
