@@ -271,6 +271,19 @@ fn round(tag: &str, a: &mut Node, b: &mut Node) {
     }
 }
 
+/// `n`'s bridge counters once its publisher has counted at least `sent` publishes.
+/// A pipeline is counted when Redis has answered it, which can be after every
+/// subscriber (the other server's, through Redis, included) has the messages: the
+/// clients having read them does not mean the count is there yet. Waiting for "at
+/// least" keeps a count above `sent` visible to the caller's exact assertions.
+fn stats_once_sent(n: &Node, sent: u64) -> BridgeStats {
+    wait_for(
+        &format!("{}'s publisher to count {sent} sent", n.name),
+        || n.bridge.stats().sent >= sent,
+    );
+    n.bridge.stats()
+}
+
 fn wait_reconnected(n: &Node, before: &BridgeStats) {
     // Each of the bridge's two connections lost Redis and made a new connection.
     wait_for(&format!("{}'s bridge to reconnect", n.name), || {
@@ -294,7 +307,8 @@ fn publishes_reach_every_subscriber_on_both_servers_once_across_a_redis_restart(
     let per_round = (2 * PUBLISHES + CLIENTS) as u64;
 
     round("r1", &mut a, &mut b);
-    let (sa, sb) = (a.bridge.stats(), b.bridge.stats());
+    let sa = stats_once_sent(&a, per_round - PUBLISHES as u64 + 1);
+    let sb = stats_once_sent(&b, PUBLISHES as u64 + 1);
     // a sent its publishes, its clients' and its sync; it received b's.
     assert_eq!(sa.sent, per_round - PUBLISHES as u64 + 1, "{sa:?}");
     assert_eq!(sb.sent, PUBLISHES as u64 + 1, "{sb:?}");
@@ -324,7 +338,8 @@ fn publishes_reach_every_subscriber_on_both_servers_once_across_a_redis_restart(
     );
 
     round("r2", &mut a, &mut b);
-    let (sa2, sb2) = (a.bridge.stats(), b.bridge.stats());
+    let sa2 = stats_once_sent(&a, sa.sent + per_round - PUBLISHES as u64 + 1);
+    let sb2 = stats_once_sent(&b, sb.sent + PUBLISHES as u64 + 1);
     assert_eq!(
         sa2.sent - sa.sent,
         per_round - PUBLISHES as u64 + 1,

@@ -102,7 +102,9 @@ pub struct RedisBridge {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct BridgeStats {
-    /// Local publishes sent to Redis.
+    /// Local publishes sent to Redis, counted when Redis has answered their pipeline.
+    /// Subscribers (on this server and others) may already have a message before it
+    /// is counted here.
     pub sent: u64,
     /// Messages from other servers delivered to the local hub.
     pub received: u64,
