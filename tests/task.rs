@@ -649,6 +649,25 @@ fn shutdown_lets_running_tasks_finish_until_the_deadline_then_cancels() {
     assert!(eventually(|| f.tasks.running_tasks() == 0));
 }
 
+#[test]
+fn a_task_cut_off_by_its_clients_earlier_disconnect_deadline_counts_as_cancelled_by_the_shutdown() {
+    let f = fixture(TaskConfig::default());
+    let c = f.client(ByteOrder::Little);
+    let short = c.submit(SLEEP, ms(100)).unwrap();
+    let long = c.submit(SLEEP, ms(60_000)).unwrap();
+    assert!(eventually(|| f.tasks.running_tasks() == 2));
+    // The client's own deadline comes first and stays (the shorter one is kept): its
+    // timer, not the shutdown, cancels the long task, before the shutdown's deadline.
+    f.tasks.disconnect(Duration::from_millis(300));
+    let report = f.tasks.shutdown(&f.server, Duration::from_secs(20));
+    assert_eq!(
+        (report.clients, report.finished, report.cancelled),
+        (1, 1, 1)
+    );
+    assert_eq!(short.wait(T), Ok(Bytes::new()));
+    assert!(long.wait(T).is_err());
+}
+
 #[cfg(feature = "tls")]
 #[test]
 fn tasks_run_over_tls_and_an_untrusted_server_is_refused_at_connect() {

@@ -171,6 +171,19 @@ impl Client {
         }
     }
 
+    /// Cancels every assigned task because a disconnection's time is up, and, during a
+    /// server shutdown, adds the tasks this call cancelled to the shutdown's count. The
+    /// count is taken under the task list's lock, so whichever of the client's own
+    /// timer and the shutdown cancels a task first counts it, and the other one, which
+    /// takes the same lock after it, already sees the count.
+    pub(crate) fn cut_off(&self) {
+        let tasks = self.tasks_lock();
+        let cut = tasks.map.values().filter(|e| e.cancel.cancel()).count();
+        if let Some(server) = self.shared.server.upgrade() {
+            server.count_cut_off(cut);
+        }
+    }
+
     /// The assigned task ids: distinct, ascending.
     pub fn tasks(&self) -> Vec<TaskId> {
         self.tasks_lock().map.keys().copied().collect()

@@ -44,11 +44,6 @@ use crate::{CloseReason, Conn, Handler, ServerHandle, TimerKey};
 
 const WAIT: TimerKey = TimerKey(0xFD00);
 const DISCONNECT: TimerKey = TimerKey(0xFD01);
-/// How long after a shutdown's grace its clients close by themselves, should the
-/// shutdown not have cancelled their tasks by then. The shutdown counts the tasks still
-/// running at its deadline and cancels them; a client timer at that same instant raced
-/// the count, and a task it cancelled first was reported as finished.
-const SHUTDOWN_BACKSTOP: Duration = Duration::from_secs(1);
 
 /// A counter.
 #[derive(Debug, Default)]
@@ -176,9 +171,20 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<TaskMetrics>,
     pub(crate) span: tracing::Span,
     shutting_down: AtomicBool,
+    /// Tasks cancelled at a shutdown's deadline, by the shutdown or by a client's own
+    /// disconnect timer, whichever came first ([`Client::cut_off`]).
+    shutdown_cut_off: AtomicUsize,
 }
 
 impl Inner {
+    /// `n` tasks were cut off at a disconnection's deadline: counted if a shutdown is
+    /// under way.
+    pub(crate) fn count_cut_off(&self, n: usize) {
+        if n > 0 && self.shutting_down.load(Ordering::Acquire) {
+            self.shutdown_cut_off.fetch_add(n, Ordering::AcqRel);
+        }
+    }
+
     pub(crate) fn task_released(&self) {
         if self.live_tasks.fetch_sub(1, Ordering::AcqRel) == 1 {
             let _clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
@@ -227,7 +233,8 @@ pub struct TaskShutdown {
     pub clients: usize,
     /// Tasks running when it began that finished before the deadline.
     pub finished: usize,
-    /// Tasks still running at the deadline, cancelled.
+    /// Tasks still running at the deadline (or at an earlier disconnection deadline of
+    /// their client's, which a shutdown keeps), cancelled.
     pub cancelled: usize,
 }
 
@@ -248,6 +255,7 @@ impl TaskServer {
                 changed: Condvar::new(),
                 next_client: AtomicU64::new(0),
                 live_tasks: AtomicUsize::new(0),
+                shutdown_cut_off: AtomicUsize::new(0),
                 args,
                 metrics: Arc::new(TaskMetrics::default()),
                 span: tracing::info_span!("task server"),
@@ -386,7 +394,7 @@ impl TaskServer {
         let running = self.running_tasks();
         let deadline = Instant::now() + grace;
         for c in &clients {
-            c.disconnect_with(grace + SHUTDOWN_BACKSTOP, reason::SHUTTING_DOWN);
+            c.disconnect_with(grace, reason::SHUTTING_DOWN);
         }
         {
             let mut guard = self.inner.clients.lock().unwrap_or_else(|p| p.into_inner());
@@ -403,10 +411,16 @@ impl TaskServer {
                     .0;
             }
         }
-        let left = self.running_tasks().min(running);
+        // A client's disconnect timer, due at the same instant, may have cut some off
+        // already: each was counted by whichever cancelled it.
         for c in self.clients() {
-            c.cancel_all();
+            c.cut_off();
         }
+        let left = self
+            .inner
+            .shutdown_cut_off
+            .load(Ordering::Acquire)
+            .min(running);
         runtime.shutdown(
             Duration::from_millis(100)
                 .max(self.inner.config.write_timeout.min(Duration::from_secs(1))),
@@ -808,7 +822,7 @@ impl Handler for TaskServer {
                 // (the GOODBYE already was the last frame).
                 if let Some(c) = &st.client {
                     c.shared.failed.store(true, Ordering::Release);
-                    c.cancel_all();
+                    c.cut_off();
                 }
                 st.stage = Stage::Closed;
                 conn.close();
