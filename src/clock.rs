@@ -102,7 +102,11 @@ mod tests {
 
     #[test]
     fn readings_follow_the_instant_clock() {
+        let made_from = Instant::now();
         let clock = Clock::new();
+        // The time between the clock's two reads is within this, however the thread
+        // was scheduled.
+        let gap = made_from.elapsed();
         let before = Instant::now();
         let n = Nanos::now();
         let after = Instant::now();
@@ -110,10 +114,7 @@ mod tests {
         // The conversion may be late by the time between the clock's two reads, never
         // early.
         assert!(i >= before, "{i:?} before {before:?}");
-        assert!(
-            i <= after + Duration::from_millis(5),
-            "{i:?} after {after:?}"
-        );
+        assert!(i <= after + gap, "{i:?} after {after:?} + {gap:?}");
     }
 
     #[test]

@@ -31,15 +31,29 @@ fn framed(calls: Arc<AtomicUsize>, use_want: bool) -> impl netloop::Handler {
     })
 }
 
-/// Sends `bytes` and waits until the server has read them (bytes_in grew), so the call
-/// count is looked at only after the server had every chance to (wrongly) spin.
-fn send_and_settle(s: &mut std::net::TcpStream, server: &netloop::ServerHandle, bytes: &[u8]) {
+/// Sends `bytes` and waits until the server has read them (bytes_in grew) and made at
+/// least `calls_by_then` calls, so the call count is looked at only after the server had
+/// every chance to (wrongly) spin. The bytes are counted before the handler runs (on a
+/// worker, in Pool mode), so the wait for the call is its own.
+fn send_and_settle(
+    s: &mut std::net::TcpStream,
+    server: &netloop::ServerHandle,
+    bytes: &[u8],
+    calls: &AtomicUsize,
+    calls_by_then: usize,
+) {
     let before = server.stats().bytes_in;
     s.write_all(bytes).unwrap();
     assert!(eventually(
         || server.stats().bytes_in >= before + bytes.len() as u64
     ));
-    // A spinning server would keep calling; give it a few loop turns to show it.
+    settle(calls, calls_by_then);
+}
+
+/// Waits until `calls` reaches `at_least`, then gives a spinning server a few loop turns
+/// to show itself by calling more.
+fn settle(calls: &AtomicUsize, at_least: usize) {
+    assert!(eventually(|| calls.load(Ordering::SeqCst) >= at_least));
     std::thread::sleep(std::time::Duration::from_millis(50));
 }
 
@@ -50,13 +64,13 @@ fn an_incomplete_frame_is_retried_only_when_new_bytes_arrive() {
         let server = serve(mode, 1, framed(calls.clone(), false));
         let mut s = connect(addr(&server));
         // Header says 10 bytes; send them three at a time.
-        send_and_settle(&mut s, &server, &[0, 0, 0, 10, b'a', b'b', b'c']);
+        send_and_settle(&mut s, &server, &[0, 0, 0, 10, b'a', b'b', b'c'], &calls, 1);
         assert_eq!(
             calls.load(Ordering::SeqCst),
             1,
             "{mode:?}: one call per arrival"
         );
-        send_and_settle(&mut s, &server, b"def");
+        send_and_settle(&mut s, &server, b"def", &calls, 2);
         assert_eq!(calls.load(Ordering::SeqCst), 2, "{mode:?}");
         let mut rest = b"ghij".to_vec();
         rest.extend_from_slice(&[0, 0, 0]);
@@ -66,7 +80,7 @@ fn an_incomplete_frame_is_retried_only_when_new_bytes_arrive() {
         assert_eq!(&got, b"abcdefghij");
         // The completed frame was consumed (call 3); the trailing partial header then
         // got one more call that consumed nothing; and nothing after that.
-        std::thread::sleep(std::time::Duration::from_millis(50));
+        settle(&calls, 4);
         assert_eq!(calls.load(Ordering::SeqCst), 4, "{mode:?}");
         server.shutdown(PATIENCE);
     }
@@ -81,11 +95,11 @@ fn want_suppresses_calls_until_the_declared_amount_is_buffered() {
         let body = payload(1000, 3);
         let mut frame = (body.len() as u32).to_be_bytes().to_vec();
         frame.extend_from_slice(&body);
-        send_and_settle(&mut s, &server, &frame[..100]);
+        send_and_settle(&mut s, &server, &frame[..100], &calls, 1);
         assert_eq!(calls.load(Ordering::SeqCst), 1, "{mode:?}");
         // Still short of the declared 1004 bytes: no call, however many arrivals.
         for chunk in frame[100..1000].chunks(300) {
-            send_and_settle(&mut s, &server, chunk);
+            send_and_settle(&mut s, &server, chunk, &calls, 1);
         }
         assert_eq!(
             calls.load(Ordering::SeqCst),

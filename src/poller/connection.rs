@@ -623,10 +623,12 @@ impl Poller {
         shift(&counters.buffered_output, reported.output, 0);
         tracing::debug!(parent: &conn.span, %reason, "connection closed");
         bump(&counters.closed[reason.slot()], 1);
+        // Room for a new connection first: whoever sees `active` drop can connect and be
+        // admitted (the accept path checks `assigned`).
+        self.remote.assigned.fetch_sub(1, Ordering::Relaxed);
         counters
             .active
             .store(self.slab.len() as u64, Ordering::Relaxed);
-        self.remote.assigned.fetch_sub(1, Ordering::Relaxed);
         match &mut self.mode {
             Mode::Inline => {
                 if dispatch::close(session, reason) {
