@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use netloop::{
-    CloseReason, Conn, ConnGroup, ConnHandle, Dialer, Handler, Overflow, Server, TimerKey,
+    Backend, CloseReason, Conn, ConnGroup, ConnHandle, Dialer, Handler, Overflow, Server, TimerKey,
 };
 
 /// The open-loop send timer.
@@ -81,6 +81,10 @@ pub struct Config {
     /// Open loop: most requests outstanding on one connection; past it, sending waits
     /// (and the wait counts in the latency, as the intended times do not move).
     pub max_outstanding: usize,
+    /// The generator's own event loop. Epoll unless set, whatever netloop's default is,
+    /// so that figures taken before and after a change of the library's default compare
+    /// (`NETLOOP_BACKEND` overrides it, as for any netloop runtime).
+    pub backend: Backend,
 }
 
 impl Config {
@@ -96,6 +100,7 @@ impl Config {
             duration: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             max_outstanding: 1024,
+            backend: Backend::Epoll,
         }
     }
 
@@ -257,7 +262,11 @@ const COPY_LIMIT: usize = 1024;
 /// later is counted in the report's errors instead.
 pub fn run(config: &Config, mut progress: impl FnMut(&Progress)) -> Result<Report, Error> {
     config.validate()?;
-    let client = Server::builder().pollers(1).start().map_err(Error::Start)?;
+    let client = Server::builder()
+        .pollers(1)
+        .backend(config.backend)
+        .start()
+        .map_err(Error::Start)?;
     let request = config.request.encode();
     let shared = Arc::new(Shared {
         copy: request.len() <= COPY_LIMIT,

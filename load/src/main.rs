@@ -83,9 +83,33 @@ struct Args {
     /// Broadcast: stop after this many rounds (`--duration` bounds the run either way).
     #[arg(long)]
     rounds: Option<u64>,
+    /// The generator's own event loop: epoll by default, so that runs compare across a
+    /// change of netloop's default (`NETLOOP_BACKEND` overrides it).
+    #[arg(long, value_enum, default_value_t = LoopBackend::Epoll)]
+    backend: LoopBackend,
     /// Print the report as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LoopBackend {
+    /// Level-triggered epoll.
+    Epoll,
+    /// io_uring (the run fails to start where the kernel does not allow it).
+    IoUring,
+    /// io_uring where the kernel allows it, epoll elsewhere.
+    Auto,
+}
+
+impl From<LoopBackend> for netloop::Backend {
+    fn from(b: LoopBackend) -> netloop::Backend {
+        match b {
+            LoopBackend::Epoll => netloop::Backend::Epoll,
+            LoopBackend::IoUring => netloop::Backend::IoUring,
+            LoopBackend::Auto => netloop::Backend::Auto,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -160,6 +184,7 @@ fn config(args: &Args) -> Result<Config, String> {
     config.duration = seconds("duration", args.duration)?;
     config.connect_timeout = seconds("connect-timeout", args.connect_timeout)?;
     config.max_outstanding = args.max_outstanding;
+    config.backend = args.backend.into();
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
