@@ -42,6 +42,11 @@ pub struct Output {
     queue: VecDeque<Bytes>,
     /// Bytes in `front` and `queue`.
     queued: usize,
+    /// Bytes ahead of `front` whose buffer is lent to a send in flight
+    /// ([`lend_tail`](Output::lend_tail)): counted as queued, out of reach until
+    /// [`take_back`](Output::take_back).
+    // (A u32, as a send's length is: with `used_tail` it fits where the padding was.)
+    lent: u32,
     pub(crate) tail: BytesMut,
     /// Bytes consumed from the front (sent) since the poller last collected the count.
     pub(crate) sent: u64,
@@ -67,7 +72,7 @@ impl Output {
 
     /// Bytes queued and not yet sent.
     pub fn len(&self) -> usize {
-        self.queued + self.tail.len()
+        self.lent as usize + self.queued + self.tail.len()
     }
 
     /// Whether nothing is waiting to be sent.
@@ -115,7 +120,8 @@ impl Output {
     }
 
     /// Takes the first queued segment whole (what was written, split where `write_bytes`
-    /// calls and copies met): for a transport that encodes the handler's output.
+    /// calls and copies met): for a transport that encodes the handler's output. Bytes
+    /// already handed to a send that has not finished are not among them.
     pub fn pop_front(&mut self) -> Option<Bytes> {
         self.seal_tail();
         if self.front.is_empty() {
@@ -133,16 +139,18 @@ impl Output {
         Some(self.front.len()).filter(|&n| n > 0)
     }
 
-    /// Removes the first `n` queued bytes, as a writer that sent them does.
+    /// Removes the first `n` queued bytes, as a writer that sent them does. Bytes
+    /// already handed to a send that has not finished are not among them.
     ///
     /// # Panics
-    /// If fewer than `n` bytes are queued.
+    /// If fewer than `n` such bytes are queued.
     pub fn advance(&mut self, mut n: usize) {
-        if n > self.len() {
-            too_few(n, self.len());
+        let len = self.len() - self.lent as usize;
+        if n > len {
+            too_few(n, len);
         }
         self.sent += n as u64;
-        if n == self.len() {
+        if n == len {
             // Everything went (the common case): no segment-by-segment walk. The tail
             // is cleared in place rather than advanced, keeping its whole capacity.
             // (pop_front: VecDeque::clear's truncate costs more than a loop that usually
@@ -173,6 +181,7 @@ impl Output {
     /// The queued bytes as segments, each a shareable `Bytes` (the tail sealed into the
     /// queue first): for a driver that keeps them alive until its send completes.
     pub(crate) fn segments(&mut self) -> impl Iterator<Item = &Bytes> {
+        debug_assert_eq!(self.lent, 0, "segments asked for while a send is in flight");
         self.seal_tail();
         std::iter::once(&self.front)
             .filter(|b| !b.is_empty())
@@ -217,6 +226,54 @@ impl Output {
             count += 1;
         }
         (count, total)
+    }
+
+    /// Lends the tail buffer, when it holds everything queued, to a send that the kernel
+    /// performs later: the buffer moves out whole, so nothing is sealed into a shared
+    /// `Bytes` (an allocation, two reference counts and a second free for every send:
+    /// ~4 % of a 10,000-subscriber broadcast on io_uring). Its bytes stay counted as
+    /// queued; later writes go to a new tail behind them. `None` (nothing lent) if other
+    /// segments are queued, or a lent buffer is still out.
+    pub(crate) fn lend_tail(&mut self) -> Option<BytesMut> {
+        if self.lent > 0 || self.queued > 0 || self.tail.is_empty() {
+            return None;
+        }
+        self.lent = u32::try_from(self.tail.len()).ok()?;
+        Some(std::mem::take(&mut self.tail))
+    }
+
+    /// The send of the lent buffer `buf` finished having sent `n` of its bytes. The
+    /// rest (after a short send or an error) goes back to the front of the queue. The
+    /// emptied buffer becomes the tail again if nothing was written since, keeping its
+    /// capacity; otherwise it is given back to the caller (for a pool, or to drop).
+    ///
+    /// # Panics
+    /// If nothing is lent or `n` is more than was.
+    pub(crate) fn take_back(&mut self, mut buf: BytesMut, n: usize) -> Option<BytesMut> {
+        assert!(
+            self.lent > 0 && self.lent as usize == buf.len() && n <= buf.len(),
+            "{n} of {} lent bytes taken back (buffer of {})",
+            self.lent,
+            buf.len()
+        );
+        self.lent = 0;
+        self.sent += n as u64;
+        if n < buf.len() {
+            // Rare: sealed and put in front of what was queued since.
+            buf.advance(n);
+            let rest = buf.split().freeze();
+            self.queued += rest.len();
+            let front = std::mem::replace(&mut self.front, rest);
+            if !front.is_empty() {
+                self.queue.push_front(front);
+            }
+        }
+        buf.clear();
+        if self.tail.capacity() == 0 {
+            self.tail = buf;
+            return None;
+        }
+        Some(buf)
     }
 
     /// Moves the tail's bytes into the queue so later `write_bytes` stay in order.
@@ -361,5 +418,48 @@ mod tests {
         assert!(out.pop_front().is_none());
         assert!(out.is_empty());
         assert_eq!(out.sent, 5);
+    }
+
+    #[test]
+    fn a_lent_tail_stays_queued_and_comes_back_as_the_tail_when_all_was_sent() {
+        let mut out = Output::new();
+        out.write(b"reply");
+        let cap = out.tail.capacity();
+        let lent = out.lend_tail().expect("the tail alone is lent");
+        assert_eq!(&lent[..], b"reply");
+        assert_eq!(out.len(), 5, "still queued while the send is out");
+        assert!(out.lend_tail().is_none(), "one lent buffer at a time");
+        assert_eq!(out.take_back(lent, 5), None, "it is the tail again");
+        assert!(out.is_empty());
+        assert_eq!(out.sent, 5);
+        assert_eq!(out.tail.capacity(), cap, "with its capacity");
+    }
+
+    #[test]
+    fn what_a_short_send_left_of_a_lent_tail_goes_out_before_what_was_written_since() {
+        let mut out = Output::new();
+        out.write(b"abcdef");
+        let lent = out.lend_tail().unwrap();
+        out.write(b"gh");
+        out.write_bytes(Bytes::from_static(b"ij"));
+        assert_eq!(out.len(), 10);
+        // Only what follows the lent bytes can be taken or advanced meanwhile.
+        assert_eq!(out.pop_front().unwrap(), "gh");
+        let spare = out.take_back(lent, 4).expect("the tail was in use");
+        assert!(spare.is_empty());
+        assert_eq!(out.len(), 4);
+        assert_eq!(out.sent, 4);
+        let rest: Vec<u8> = out.segments().flat_map(|b| b.to_vec()).collect();
+        assert_eq!(rest, b"efij");
+    }
+
+    #[test]
+    fn only_the_tail_alone_is_lent() {
+        let mut out = Output::new();
+        assert!(out.lend_tail().is_none(), "nothing queued");
+        out.write_bytes(Bytes::from_static(b"seg"));
+        out.write(b"tail");
+        assert!(out.lend_tail().is_none(), "a segment is ahead of the tail");
+        assert_eq!(out.len(), 7);
     }
 }

@@ -189,6 +189,16 @@ impl Driver {
         forward!(self, d => d.send(fd, token, queue))
     }
 
+    /// For the event of a finished send ([`Event::sent`]): the tail buffer the send was
+    /// lent, if it was ([`Output::lend_tail`]), to give back with [`Output::take_back`];
+    /// empty otherwise.
+    pub(crate) fn take_lent(&mut self) -> bytes::BytesMut {
+        match self {
+            Driver::Epoll(_) => bytes::BytesMut::new(),
+            Driver::Uring(u) => u.take_lent(),
+        }
+    }
+
     /// Whether sends complete later ([`Sent::InFlight`]) rather than at once: the poller
     /// then needs no writability reports, and handlers' [`flush`](crate::Conn::flush)
     /// leaves the output for it.

@@ -207,15 +207,21 @@ impl Poller {
 
     /// A send the driver had in flight finished.
     fn on_sent(&mut self, index: usize, result: SendResult) {
+        let lent = self.driver.take_lent();
         let slot = &mut self.slab[index];
         slot.sending = Sending::Idle;
         if let Some(session) = slot.session() {
             let conn = &mut session.conn;
-            match result {
-                Ok(n) => conn.link.wire_queue(&mut conn.output).advance(n),
-                Err(kind) => {
-                    conn.link.write_error.get_or_insert(kind);
-                }
+            let queue = conn.link.wire_queue(&mut conn.output);
+            let sent = *result.as_ref().unwrap_or(&0);
+            if lent.is_empty() {
+                queue.advance(sent);
+            } else if let Some(mut spare) = queue.take_back(lent, sent) {
+                // Something was written since, into a tail of its own.
+                self.pool.put(&mut spare);
+            }
+            if let Err(kind) = result {
+                conn.link.write_error.get_or_insert(kind);
             }
             self.advance(index);
         }

@@ -195,6 +195,9 @@ impl Watch {
 /// send completes, so they live in a box (a stable address) owned by the connection's
 /// watch, or by its retiring entry once the connection is closed.
 struct SendState {
+    /// The connection's tail buffer, lent whole for a one-slice send
+    /// ([`Output::lend_tail`]); empty otherwise.
+    lent: BytesMut,
     bufs: Vec<Bytes>,
     iov: Vec<libc::iovec>,
     msg: libc::msghdr,
@@ -218,6 +221,7 @@ impl std::fmt::Debug for SendState {
 impl SendState {
     fn new() -> SendState {
         SendState {
+            lent: BytesMut::new(),
             bufs: Vec::new(),
             iov: Vec::new(),
             // SAFETY: an all-zero msghdr is valid.
@@ -296,6 +300,9 @@ pub(crate) struct Uring {
     /// the map grows. Connects are few next to idle connections, so the address is kept
     /// here rather than in every watch.
     connect_addrs: HashMap<u64, Box<socket2::SockAddr>>,
+    /// The buffer lent by the send whose completion is the event being handled, for the
+    /// poller to give back to the connection's output ([`take_lent`](Uring::take_lent)).
+    lent_back: BytesMut,
 }
 
 impl Uring {
@@ -334,6 +341,7 @@ impl Uring {
             zero_copy_send,
             spare_sends: Vec::new(),
             connect_addrs: HashMap::new(),
+            lent_back: BytesMut::new(),
         })
     }
 
@@ -448,14 +456,26 @@ impl Uring {
             .spare_sends
             .pop()
             .unwrap_or_else(|| Box::new(SendState::new()));
+        let flags = libc::MSG_NOSIGNAL as u32;
+        let zero_copy_from = zero_copy_from.unwrap_or(usize::MAX);
+        // The tail alone (every fan-out delivery, most replies): lent whole, no `Bytes`.
+        if queue.len() < zero_copy_from && u32::try_from(queue.len()).is_ok() {
+            if let Some(buf) = queue.lend_tail() {
+                st.lent = buf;
+                let sqe = opcode::Send::new(types::Fd(fd), st.lent.as_ptr(), st.lent.len() as u32)
+                    .flags(flags as i32)
+                    .build()
+                    .user_data(user_data(SEND, token));
+                return self.arm_send(token, st, &sqe);
+            }
+        }
         st.bufs.extend(queue.segments().cloned());
         if st.bufs.is_empty() {
             self.spare_sends.push(st);
             return;
         }
-        let flags = libc::MSG_NOSIGNAL as u32;
         let len: usize = st.bufs.iter().map(Bytes::len).sum();
-        let zero_copy = zero_copy_from.is_some_and(|min| len >= min);
+        let zero_copy = len >= zero_copy_from;
         let sqe = match &st.bufs[..] {
             // One segment (the common reply, and every fan-out delivery): a plain send,
             // which spares the kernel copying in and checking a msghdr and an iovec
@@ -487,14 +507,20 @@ impl Uring {
             }
         }
         .user_data(user_data(SEND, token));
+        self.arm_send(token, st, &sqe);
+    }
+
+    /// Submits `sqe`, a send reading from `st`, which the watch keeps until it completes.
+    fn arm_send(&mut self, token: Token, st: Box<SendState>, sqe: &squeue::Entry) {
         let Some(w) = self.watch_mut(token) else {
             return;
         };
-        // Moving the box does not move what the submission points into.
+        // Moving the box does not move what the submission points into (nor does moving
+        // the lent buffer move its bytes).
         w.send_state = Some(st);
         w.send = Op::Armed;
         self.in_flight += 1;
-        self.push(&sqe);
+        self.push(sqe);
     }
 
     /// Submits a connect of `token`'s socket to `addr`; the address is kept until the
@@ -740,6 +766,12 @@ impl Uring {
         );
     }
 
+    /// For a send's completion event: the tail buffer the send was lent (empty if it
+    /// was sent from segments), to give back with [`Output::take_back`].
+    pub(crate) fn take_lent(&mut self) -> BytesMut {
+        std::mem::take(&mut self.lent_back)
+    }
+
     /// Gives back what the last event delivered and nobody collected: a receive's
     /// buffer, an accepted descriptor (closed).
     fn recycle_current(&mut self) {
@@ -903,7 +935,9 @@ impl Uring {
                 w.send = Op::Idle;
                 if let Some(mut st) = w.send_state.take() {
                     // The kernel is done with them: drop the references now, and keep
-                    // the state's room for the next send of any connection.
+                    // the state's room for the next send of any connection. A lent
+                    // buffer goes back to its connection ([`Uring::take_lent`]).
+                    self.lent_back = std::mem::take(&mut st.lent);
                     st.bufs.clear();
                     st.iov.clear();
                     st.zero_copy_result = None;
