@@ -462,4 +462,11 @@ mod tests {
         assert!(out.lend_tail().is_none(), "a segment is ahead of the tail");
         assert_eq!(out.len(), 7);
     }
+
+    #[test]
+    fn the_lent_length_fits_in_what_was_padding() {
+        // front, queue and tail (32 bytes each), queued and sent (8 each), then the
+        // lent length (4) and `used_tail` (1) in the last word.
+        assert_eq!(std::mem::size_of::<Output>(), 120);
+    }
 }
