@@ -227,6 +227,28 @@ fn is_closed(e: &io::Error) -> bool {
     )
 }
 
+/// One `read`, tried again when interrupted: a socket with a timeout fails a read with
+/// `Interrupted` when the process is stopped and continued (a paused VM, a debugger),
+/// which is neither the server's doing nor a reason to stop.
+fn read_some(s: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One `write`, tried again when interrupted (see [`read_some`]).
+fn write_some(s: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+    loop {
+        match s.write(data) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 fn is_timeout(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -369,7 +391,7 @@ fn run_idle(p: &mut Peer) {
             continue;
         }
         let mut byte = [0u8; 1];
-        let closed = match s.read(&mut byte) {
+        let closed = match read_some(&mut s, &mut byte) {
             Ok(0) => true,
             Ok(_) => {
                 p.unexpected("the server sent data to a silent peer");
@@ -450,7 +472,7 @@ fn slow_no_read(p: &mut Peer, mut s: TcpStream, variant: &'static str, lo: usize
         }
         let at = sent % CHUNK;
         let n = (CHUNK - at).min(total - sent);
-        match s.write(&chunk[at..at + n]) {
+        match write_some(&mut s, &chunk[at..at + n]) {
             Ok(n) => sent += n,
             Err(e) if is_timeout(&e) => break, // the server stopped reading: backpressure
             Err(e) if is_closed(&e) => {
@@ -471,7 +493,7 @@ fn slow_no_read(p: &mut Peer, mut s: TcpStream, variant: &'static str, lo: usize
     let mut buf = vec![0u8; CHUNK];
     let mut got = 0;
     loop {
-        match s.read(&mut buf) {
+        match read_some(&mut s, &mut buf) {
             Ok(0) => break,
             Ok(n) => {
                 let bad = got + n > sent || (0..n).any(|i| buf[i] != chunk[(got + i) % CHUNK]);
@@ -521,14 +543,14 @@ fn slow_trickle(p: &mut Peer, mut s: TcpStream) {
         }
         if sent < total {
             let n = (64 << 10).min(total - sent);
-            match s.write(&payload[sent..sent + n]) {
+            match write_some(&mut s, &payload[sent..sent + n]) {
                 Ok(n) => sent += n,
                 Err(e) if is_timeout(&e) => {}
                 Err(e) if is_closed(&e) => return closed(p),
                 Err(e) => return p.note(&format!("trickle write: {e}")),
             }
         }
-        match s.read(&mut buf) {
+        match read_some(&mut s, &mut buf) {
             Ok(0) => return closed(p),
             Ok(n) => {
                 if got + n > sent || buf[..n] != payload[got..got + n] {

@@ -41,7 +41,7 @@ fn a_peer_that_never_reads_is_bounded_then_closed_at_the_write_timeout() {
         let mut peak_in = 0;
         let mut peak_out = 0;
         while sent < 256 << 20 {
-            match hog.write(&chunk) {
+            match common::write_some(&mut hog, &chunk) {
                 Ok(n) => sent += n,
                 Err(_) => break,
             }

@@ -334,7 +334,7 @@ fn on_drain_tells_the_handler_when_a_full_connection_has_room_again() {
             if filler == sent && stream.ends_with(marker) && markers == drains_now {
                 break;
             }
-            let n = s.read(&mut buf).unwrap();
+            let n = common::read_some(&mut s, &mut buf).unwrap();
             assert!(n > 0, "{mode:?}: closed early");
             stream.extend_from_slice(&buf[..n]);
         }

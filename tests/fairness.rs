@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -37,7 +37,7 @@ fn ping_pong_peers_keep_completing_while_another_peer_floods() {
         };
         let drain = thread::spawn(move || {
             let mut buf = vec![0u8; 256 * 1024];
-            while let Ok(n) = flood_reader.read(&mut buf) {
+            while let Ok(n) = common::read_some(&mut flood_reader, &mut buf) {
                 if n == 0 {
                     break;
                 }

@@ -12,7 +12,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
@@ -166,7 +166,7 @@ impl ChildServer {
         let sink = stderr.clone();
         let stderr_reader = thread::spawn(move || {
             let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err.read(&mut buf) {
+            while let Ok(n @ 1..) = common::read_some(&mut err, &mut buf) {
                 sink.lock()
                     .unwrap()
                     .push_str(&String::from_utf8_lossy(&buf[..n]));

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -85,7 +85,7 @@ impl Bystander {
 fn read_one_response(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<bool> {
     let mut got = Vec::new();
     loop {
-        let n = s.read(buf)?;
+        let n = common::read_some(s, buf)?;
         if n == 0 {
             return Ok(false);
         }
@@ -148,7 +148,7 @@ fn hundreds_of_slow_loris_peers_are_cut_off_at_the_head_deadline_while_others_ar
                 continue;
             }
             let mut buf = [0u8; 512];
-            match p.read(&mut buf) {
+            match common::read_some(p, &mut buf) {
                 Ok(0) => {
                     open[n] = false;
                     closed_at[n] = Some(start.elapsed());
@@ -163,7 +163,7 @@ fn hundreds_of_slow_loris_peers_are_cut_off_at_the_head_deadline_while_others_ar
                 }
             }
             if i < head.len() {
-                let _ = p.write(&head[i..i + 1]);
+                let _ = common::write_some(p, &head[i..i + 1]);
             }
         }
         i += 1;
@@ -308,7 +308,7 @@ fn pipeliners_that_never_read_are_held_to_the_output_mark_and_closed_at_the_writ
     while start.elapsed() < Duration::from_secs(3) {
         for (n, mut p) in peers.iter().enumerate() {
             if written[n] < request.len() {
-                if let Ok(k) = p.write(&request.as_bytes()[written[n]..]) {
+                if let Ok(k) = common::write_some(&mut p, &request.as_bytes()[written[n]..]) {
                     written[n] += k;
                 }
             }

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use common::*;
 use netloop::http::{Exporter, Http, Request, Response};
@@ -43,7 +43,7 @@ fn get(s: &mut std::net::TcpStream, path: &str) -> String {
     let mut got = Vec::new();
     let mut buf = [0u8; 65536];
     loop {
-        let n = s.read(&mut buf).unwrap();
+        let n = common::read_some(s, &mut buf).unwrap();
         assert!(n > 0, "closed early");
         got.extend_from_slice(&buf[..n]);
         let text = String::from_utf8_lossy(&got);

@@ -141,7 +141,7 @@ fn request(stream: &mut (impl Read + Write), buf: &mut Vec<u8>) -> Outcome {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             break i + 4;
         }
-        match stream.read(&mut chunk) {
+        match common::read_some(stream, &mut chunk) {
             Ok(0) if buf.is_empty() => return Outcome::ClosedBeforeResponse("end of file".into()),
             Ok(0) => return Outcome::Failed(format!("end of file after {} bytes", buf.len())),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -164,7 +164,7 @@ fn request(stream: &mut (impl Read + Write), buf: &mut Vec<u8>) -> Outcome {
         return Outcome::Failed(format!("head: {head:?}"));
     };
     while (buf.len() - head_end) < len as usize {
-        match stream.read(&mut chunk) {
+        match common::read_some(stream, &mut chunk) {
             Ok(0) => return Outcome::Failed("end of file in the body".into()),
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
             Err(e) => return Outcome::Failed(format!("read in the body: {e}")),

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use common::*;
@@ -46,7 +46,7 @@ fn server_with<H: Handler>(
 fn closed_by_server(s: &mut std::net::TcpStream) -> bool {
     let mut buf = [0u8; 64];
     loop {
-        match s.read(&mut buf) {
+        match common::read_some(s, &mut buf) {
             Ok(0) => return true,
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
@@ -114,7 +114,7 @@ fn the_idle_timeout_closes_a_silent_peer_and_spares_a_busy_one() {
             pings += 1;
             std::thread::sleep(Duration::from_millis(20));
             let mut b = [0u8; 1];
-            match (after_close, silent.read(&mut b)) {
+            match (after_close, common::read_some(&mut silent, &mut b)) {
                 (Some(n), _) => after_close = Some(n + 1),
                 (None, Ok(0)) => after_close = Some(0),
                 (None, Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}

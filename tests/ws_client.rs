@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -372,7 +372,7 @@ fn a_silent_server_trips_the_pong_deadline_and_the_engine_restarts() {
     // is answered and kept.
     let addr = fake_server(2, accept_101, |_n, mut s| {
         let mut buf = [0u8; 256];
-        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        while matches!(common::read_some(&mut s, &mut buf), Ok(n) if n > 0) {}
     });
     let client = Client::start().unwrap();
     let errors = Arc::new(Mutex::new(Vec::new()));
@@ -623,7 +623,7 @@ fn a_server_protocol_error_is_a_read_error_and_restarts() {
                 .unwrap();
         }
         let mut buf = [0u8; 256];
-        while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+        while matches!(common::read_some(&mut s, &mut buf), Ok(n) if n > 0) {}
     });
     let client = Client::start().unwrap();
     let (tx, rx) = mpsc::channel();

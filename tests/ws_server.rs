@@ -280,7 +280,7 @@ fn proxy(target: SocketAddr, black_hole: Arc<AtomicBool>) -> SocketAddr {
             thread::spawn(move || {
                 let mut buf = [0u8; 16 * 1024];
                 from.set_read_timeout(Some(PATIENCE)).unwrap();
-                while let Ok(n) = from.read(&mut buf) {
+                while let Ok(n) = common::read_some(&mut from, &mut buf) {
                     if n == 0 {
                         break;
                     }

@@ -64,6 +64,30 @@ pub fn round_trip(stream: &mut TcpStream, data: &[u8]) -> Vec<u8> {
     got
 }
 
+/// One `read`, tried again when it is interrupted. A blocking socket with a timeout
+/// fails a read with `Interrupted` when the process is stopped and continued
+/// (SIGSTOP/SIGCONT: a paused VM, a debugger, a job-control stop), even with no
+/// signal handler installed. `read_exact` and `read_to_end` try again by themselves;
+/// a bare `read` does not, so the tests read through this.
+pub fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
+/// One `write`, tried again when it is interrupted (see [`read_some`]).
+pub fn write_some(stream: &mut impl Write, data: &[u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.write(data) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Reads until the peer closes; returns what was read.
 pub fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
     let mut all = Vec::new();
