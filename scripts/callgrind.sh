@@ -5,7 +5,10 @@
 # a long run, and the difference of the two totals divided by the extra requests is the
 # per-request cost (start-up and shutdown cancel out).
 #
-#   scripts/callgrind.sh [echo|http|ws] [--conns N] [--short R] [--long R] [--top N] [--peer tokio]
+#   scripts/callgrind.sh [echo|http|http-pipelined|ws] [--conns N] [--short R] [--long R] [--top N] [--peer tokio]
+#
+# http-pipelined sends 16 pipelined GETs per round and connection (as bench.sh's scenario
+# of that name) and reports instructions per GET.
 #
 # --peer tokio measures bench/peers' tokio server instead (one current-thread runtime;
 # tokio-tungstenite-peer for ws), the same way. The peers are built separately (see
@@ -25,7 +28,7 @@ top=0
 peer=""
 while [[ $# -gt 0 ]]; do
     case $1 in
-        echo|http|ws) what=$1 ;;
+        echo|http|http-pipelined|ws) what=$1 ;;
         --conns) conns=$2; shift ;;
         --short) short=$2; shift ;;
         --long) long=$2; shift ;;
@@ -48,11 +51,12 @@ run() {
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     local example=$what
     [[ $what == ws ]] && example=ws_echo # examples/ws_echo, 1 KiB binary messages
+    [[ $what == http-pipelined ]] && example=http
     local cmd=("$BIN/$example" --addr "127.0.0.1:$port" --pollers 1)
     if [[ $peer == tokio && $what == ws ]]; then
         cmd=("$peers_dir/tokio-tungstenite-peer" --proto ws --addr "127.0.0.1:$port" --threads 1)
     elif [[ $peer == tokio ]]; then
-        cmd=("$peers_dir/tokio-peer" --proto "$what" --addr "127.0.0.1:$port" --flavor current --threads 1)
+        cmd=("$peers_dir/tokio-peer" --proto "$example" --addr "127.0.0.1:$port" --flavor current --threads 1)
     fi
     NETLOOP_BACKEND=epoll valgrind --tool=callgrind --callgrind-out-file="$work/cg.$rounds" \
         "${cmd[@]}" >"$work/server.$rounds.log" 2>&1 &
@@ -85,6 +89,7 @@ run "$long"
 a=$(total "$work/cg.$short")
 b=$(total "$work/cg.$long")
 extra=$(( (long - short) * conns ))
+[[ $what == http-pipelined ]] && extra=$(( extra * 16 ))
 echo "$what: $(( (b - a) / extra )) instructions per request (($b - $a) / $extra; $conns connections, $short vs $long rounds)"
 if [[ $top -gt 0 ]]; then
     echo "functions by extra instructions (self cost) over the extra $extra requests:"

@@ -4,7 +4,10 @@ round every connection in turn sends one request and reads its whole answer befo
 next connection sends. One request is in flight at a time, so the server handles each in
 a loop turn of its own and its instruction count does not depend on timing.
 
-usage: lockstep_client.py PORT echo|http|ws CONNS ROUNDS [SIZE]
+usage: lockstep_client.py PORT echo|http|http-pipelined|ws CONNS ROUNDS [SIZE]
+
+http-pipelined: a request is 16 pipelined GETs sent in one write, and its answer the 16
+responses (so the instructions per GET are the figure divided by 16, see PIPELINE).
 
 ws: each connection does the WebSocket handshake first; a request is then one masked
 binary message of SIZE bytes and its answer the unmasked echo.
@@ -16,6 +19,8 @@ import sys
 
 WS_KEY = b"dGhlIHNhbXBsZSBub25jZQ=="
 WS_MASK = b"\x37\xfa\x21\x3d"
+# Requests per write in http-pipelined, as in scripts/bench.sh's http-pipelined scenario.
+PIPELINE = 16
 
 
 def read_exact(sock, n):
@@ -98,6 +103,10 @@ def main():
                 s.sendall(ws_request)
                 if read_exact(s, len(ws_echo)) != ws_echo:
                     raise SystemExit("the WebSocket echo differs from what was sent")
+            elif proto == "http-pipelined":
+                s.sendall(request * PIPELINE)
+                for _ in range(PIPELINE):
+                    pending[i] = read_http_response(s, pending[i])
             else:
                 s.sendall(request)
                 pending[i] = read_http_response(s, pending[i])

@@ -59,7 +59,12 @@ impl Request {
 
     /// Whether this is a `GET` or `HEAD` of exactly `path` (compared as bytes, no UTF-8
     /// check: this runs for every request when a metrics path is set).
+    #[inline]
     pub(crate) fn is_get(&self, path: &str) -> bool {
+        // Most requests are for other paths: the lengths tell first.
+        if self.path.len() != path.len() {
+            return false;
+        }
         let method = &self.head[self.method.clone()];
         &self.head[self.path.clone()] == path.as_bytes() && (method == b"GET" || method == b"HEAD")
     }

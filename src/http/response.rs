@@ -1,8 +1,9 @@
 //! Writing a response straight into the connection's output.
 
+use std::mem::MaybeUninit;
 use std::time::Instant;
 
-use bytes::{BufMut, Bytes};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::Output;
 
@@ -73,19 +74,18 @@ impl<'a> Response<'a> {
         assert_clean(name.as_bytes(), "header name");
         assert_clean(value, "header value");
         assert!(
-            !["content-length", "date", "server", "transfer-encoding"]
-                .iter()
-                .any(|reserved| name.eq_ignore_ascii_case(reserved)),
+            !is_reserved(name),
             "Response::header({name:?}): the HTTP layer sets this header"
         );
         if self.stage == Stage::Start {
             self.start(200, "OK");
         }
-        let buf = self.out.buf_mut();
-        buf.put_slice(name.as_bytes());
-        buf.put_slice(b": ");
-        buf.put_slice(value);
-        buf.put_slice(b"\r\n");
+        append(self.out.buf_mut(), name.len() + value.len() + 4, |line| {
+            line.push(name.as_bytes());
+            line.push(b": ");
+            line.push(value);
+            line.push(b"\r\n");
+        });
         self
     }
 
@@ -123,6 +123,7 @@ impl<'a> Response<'a> {
         }
     }
 
+    #[inline]
     fn start(&mut self, code: u16, reason: &str) {
         let buf = self.out.buf_mut();
         if code == 200 && reason == "OK" {
@@ -146,19 +147,73 @@ impl<'a> Response<'a> {
         if self.stage == Stage::Start {
             self.start(200, "OK");
         }
-        let close = self.close;
-        let buf = self.out.buf_mut();
-        buf.put_slice(b"Content-Length: ");
+        // The head's last lines go into the output after one reservation: six small
+        // copies each paid a capacity check, and the variable ones a call to `memcpy`.
         let mut digits = itoa::Buffer::new();
-        buf.put_slice(digits.format(len).as_bytes());
-        buf.put_slice(b"\r\nDate: ");
-        with_date(self.now, |date| buf.put_slice(date));
-        if close {
-            buf.put_slice(b"\r\nConnection: close");
-        }
-        buf.put_slice(b"\r\n\r\n");
+        let digits = digits.format(len).as_bytes();
+        let (close, now) = (self.close, self.now);
+        append(self.out.buf_mut(), HEAD_TAIL_MAX, |tail| {
+            tail.push(b"Content-Length: ");
+            tail.push(digits);
+            tail.push(b"\r\nDate: ");
+            with_date(now, |date| tail.push(date));
+            if close {
+                tail.push(b"\r\nConnection: close");
+            }
+            tail.push(b"\r\n\r\n");
+        });
         self.stage = Stage::Done;
     }
+}
+
+/// The most the end of a response head takes, from `Content-Length` to the blank
+/// line: `Content-Length: ` and 20 digits, `\r\nDate: ` and the date,
+/// `\r\nConnection: close`, `\r\n\r\n`.
+const HEAD_TAIL_MAX: usize = 16 + 20 + 8 + super::date::DATE_LEN + 19 + 4;
+
+/// Appends what `write` pushes to `buf`, after one reservation of `room` bytes: no
+/// capacity check per piece. Pushing more than `room` panics, and then nothing is
+/// appended.
+#[inline(always)]
+fn append(buf: &mut BytesMut, room: usize, write: impl FnOnce(&mut Spare<'_>)) {
+    buf.reserve(room);
+    let mut spare = Spare {
+        room: buf.spare_capacity_mut(),
+        written: 0,
+    };
+    write(&mut spare);
+    let written = spare.written;
+    let len = buf.len() + written;
+    // SAFETY: `Spare::push` initialised the first `written` bytes of the spare room.
+    unsafe { buf.set_len(len) };
+}
+
+/// A buffer's spare room, written from the front.
+struct Spare<'a> {
+    room: &'a mut [MaybeUninit<u8>],
+    /// Bytes written so far, all initialised.
+    written: usize,
+}
+
+impl Spare<'_> {
+    #[inline(always)]
+    fn push(&mut self, bytes: &[u8]) {
+        let end = self.written + bytes.len();
+        self.room[self.written..end].write_copy_of_slice(bytes);
+        self.written = end;
+    }
+}
+
+/// Whether `name` is a header the layer sets itself (compared without regard to case).
+fn is_reserved(name: &str) -> bool {
+    let reserved: &[u8] = match name.len() {
+        4 => b"date",
+        6 => b"server",
+        14 => b"content-length",
+        17 => b"transfer-encoding",
+        _ => return false,
+    };
+    name.as_bytes().eq_ignore_ascii_case(reserved)
 }
 
 /// Writes a `101 Switching Protocols` answer with `headers` into `out`: what an upgrade
@@ -198,23 +253,24 @@ fn assert_clean(bytes: &[u8], what: &str) {
 /// Whether `bytes` holds a CR or an LF. Every header a service sets is checked, so this
 /// looks at eight bytes at a time: a byte of `x ^ pattern` is zero where `x` holds the
 /// pattern's byte, and `(v - 0x01…) & !v & 0x80…` is non-zero exactly when some byte
-/// of `v` is zero.
+/// of `v` is zero. The last word overlaps the one before it instead of going byte by
+/// byte through the rest.
 fn has_cr_or_lf(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     let has_zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS != 0;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let x = u64::from_ne_bytes(word);
-        if has_zero_byte(x ^ (ONES * u64::from(b'\r')))
-            || has_zero_byte(x ^ (ONES * u64::from(b'\n')))
-        {
-            return true;
-        }
+    let word_has = |chunk: &[u8]| {
+        let x = u64::from_ne_bytes(chunk.try_into().expect("eight bytes"));
+        has_zero_byte(x ^ (ONES * u64::from(b'\r'))) || has_zero_byte(x ^ (ONES * u64::from(b'\n')))
+    };
+    if bytes.len() < 8 {
+        return bytes.iter().any(|&b| b == b'\r' || b == b'\n');
     }
-    chunks.remainder().iter().any(|&b| b == b'\r' || b == b'\n')
+    let mut chunks = bytes.chunks_exact(8);
+    if chunks.any(word_has) {
+        return true;
+    }
+    !bytes.len().is_multiple_of(8) && word_has(&bytes[bytes.len() - 8..])
 }
 
 #[cfg(test)]

@@ -299,7 +299,9 @@ impl<S: Service> Http<S> {
                 body.freeze()
             }
         };
-        input.skip(rest);
+        if rest > 0 {
+            input.skip(rest);
+        }
 
         st.phase = Phase::Idle;
         if let (true, Some(hook)) = (head.upgrade(), self.upgrade.as_ref()) {
