@@ -665,8 +665,15 @@ fn facts_of(slot: &mut Slot, config: &Config, server_draining: bool) -> Facts {
     if let Some(message) = conn.link.failure.take() {
         conn.shared.set_transport_error(message);
     }
-    let pending = conn.link.pending(&conn.output);
     let asked = conn.shared.asked();
+    if asked.drain {
+        // A refused send's claim to `on_drain`: what other threads queued before the
+        // refusal may have reached the outbox after this step took it. It joins the
+        // output (and the count below) first, so `on_drain` does not say there is room
+        // while it waits, and what `on_drain` writes goes out after it.
+        conn.take_outbox();
+    }
+    let pending = conn.link.pending(&conn.output);
     if pending >= config.output_high_water {
         slot.backpressured = true;
     }
