@@ -67,12 +67,16 @@ fn a_readable_socket_delivers_its_bytes_then_its_end() {
         b.write_all(b"abc").unwrap();
         event_for(&mut d, t, |e| e.readable);
         let mut buf = BytesMut::with_capacity(4096);
-        assert_eq!(d.receive(a.as_raw_fd(), &mut buf).unwrap(), 3, "{name}");
+        assert_eq!(
+            d.receive(a.as_raw_fd(), &mut buf, usize::MAX).unwrap(),
+            3,
+            "{name}"
+        );
         assert_eq!(&buf[..], b"abc");
         drop(b);
         event_for(&mut d, t, |e| e.readable || e.hangup);
         assert_eq!(
-            d.receive(a.as_raw_fd(), &mut buf).unwrap(),
+            d.receive(a.as_raw_fd(), &mut buf, usize::MAX).unwrap(),
             0,
             "{name}: end-of-file"
         );

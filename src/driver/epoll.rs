@@ -158,9 +158,14 @@ impl Epoll {
         })
     }
 
-    /// One `recv`, as many bytes as the buffer's spare room takes.
-    pub(crate) fn receive(&mut self, fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
-        sys::read_into(fd, buf)
+    /// One `recv`, as many bytes as the buffer's spare room takes, at most `max`.
+    pub(crate) fn receive(
+        &mut self,
+        fd: RawFd,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> io::Result<usize> {
+        sys::read_into(fd, buf, max)
     }
 
     /// One `accept4`.

@@ -146,9 +146,15 @@ impl Driver {
     }
 
     /// For a readable connection: appends its newly arrived bytes to `buf` (which has
-    /// spare room). `Ok(0)` is end-of-file; `WouldBlock` means nothing was there.
-    pub(crate) fn receive(&mut self, fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
-        forward!(self, d => d.receive(fd, buf))
+    /// spare room), at most `max` (non-zero) if the backend reads into `buf` itself.
+    /// `Ok(0)` is end-of-file; `WouldBlock` means nothing was there.
+    pub(crate) fn receive(
+        &mut self,
+        fd: RawFd,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> io::Result<usize> {
+        forward!(self, d => d.receive(fd, buf, max))
     }
 
     /// For a readable listener: the next pending connection (`None`: no more this turn),

@@ -164,16 +164,30 @@ impl Poller {
     fn on_readable(&mut self, index: usize) {
         let slot = &mut self.slab[index];
         let fd = slot.fd.as_raw_fd();
-        let (buf, want) = match &mut slot.holder {
+        let high = self.config.input_high_water;
+        // `room`: what may still be read before the input mark (as `update_interest`
+        // counts it), so that a read ends at most one read buffer past it.
+        let (buf, want, room) = match &mut slot.holder {
             Holder::Home(session) => {
                 let conn = &mut session.conn;
-                let want = conn.input.declared().saturating_sub(conn.input.len());
-                (conn.link.read_buf(&mut conn.input), want)
+                let (len, declared) = (conn.input.len(), conn.input.declared());
+                let room = high.max(declared).saturating_sub(len);
+                (
+                    conn.link.read_buf(&mut conn.input),
+                    declared.saturating_sub(len),
+                    room,
+                )
             }
-            Holder::Away(away) => (&mut away.incoming, 0),
+            Holder::Away(away) => {
+                let room = high.saturating_sub(away.input_taken + away.incoming.len());
+                (&mut away.incoming, 0, room)
+            }
         };
         self.pool.ensure_spare(buf, MIN_READ.max(want));
-        match self.driver.receive(fd, buf) {
+        // The buffer's spare room can be far larger than a read buffer (a grown buffer
+        // doubles), and one read of all of it overshot the mark by that much.
+        let max = room.saturating_add(self.config.read_buffer_size);
+        match self.driver.receive(fd, buf, max) {
             Ok(0) => self.peer_gone(index, None),
             Ok(n) => {
                 bump(&self.remote.counters.bytes_in, n as u64);

@@ -67,15 +67,18 @@ pub(crate) fn epoll_wait(
     Ok(epoll::wait(epfd, events, timeout.as_ref())?)
 }
 
-/// One `recv(2)` into the spare capacity of `buf`; the bytes read are appended.
-/// `Ok(0)` means end-of-file (or a buffer with no spare room, which callers avoid).
+/// One `recv(2)` of at most `max` bytes into the spare capacity of `buf`; the bytes
+/// read are appended. `Ok(0)` means end-of-file (or no room to read into: a buffer
+/// with no spare room or a `max` of 0, which callers avoid).
 // recv rather than read: it goes straight to the socket layer, skipping the VFS checks
 // read(2) makes on every call (measurable at 1000 connections).
 #[inline]
-pub(crate) fn read_into(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
+pub(crate) fn read_into(fd: RawFd, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
     // SAFETY: the connection owns `fd` and keeps it open for the call.
     let sock = unsafe { borrowed(fd) };
-    let ((filled, _), _) = rustix::net::recv(sock, buf.spare_capacity_mut(), RecvFlags::empty())?;
+    let spare = buf.spare_capacity_mut();
+    let room = spare.len().min(max);
+    let ((filled, _), _) = rustix::net::recv(sock, &mut spare[..room], RecvFlags::empty())?;
     let n = filled.len();
     // SAFETY: the kernel initialised exactly `n` bytes of the spare capacity.
     unsafe { buf.set_len(buf.len() + n) };
@@ -158,5 +161,28 @@ pub(crate) fn take_socket_error(fd: RawFd) -> io::Error {
         io::Error::from(io::ErrorKind::ConnectionReset)
     } else {
         io::Error::from_raw_os_error(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    use bytes::BytesMut;
+
+    #[test]
+    fn a_read_takes_at_most_max_bytes_and_leaves_the_rest_in_the_socket() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        b.write_all(b"0123456789").unwrap();
+        let mut buf = BytesMut::with_capacity(4096);
+        assert_eq!(super::read_into(a.as_raw_fd(), &mut buf, 4).unwrap(), 4);
+        assert_eq!(&buf[..], b"0123");
+        assert_eq!(
+            super::read_into(a.as_raw_fd(), &mut buf, usize::MAX).unwrap(),
+            6
+        );
+        assert_eq!(&buf[..], b"0123456789");
     }
 }

@@ -1035,7 +1035,12 @@ impl Uring {
     /// Appends the bytes of the current receive event to `buf` (after a readability
     /// poll, reads them from the socket into it): `Ok(0)` at end-of-file, `WouldBlock`
     /// if the event carried none.
-    pub(crate) fn receive(&mut self, fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
+    pub(crate) fn receive(
+        &mut self,
+        fd: RawFd,
+        buf: &mut BytesMut,
+        max: usize,
+    ) -> io::Result<usize> {
         match std::mem::replace(&mut self.current, Current::None) {
             Current::Data { token, bid, len } => {
                 buf.extend_from_slice(self.bufs.data(bid, len));
@@ -1045,8 +1050,8 @@ impl Uring {
                 Ok(len)
             }
             Current::Ready(token) => {
-                let asked = buf.capacity() - buf.len();
-                let result = sys::read_into(fd, buf);
+                let asked = (buf.capacity() - buf.len()).min(max);
+                let result = sys::read_into(fd, buf, max);
                 match &result {
                     Ok(0) => self.input_ended(token),
                     // More than a small buffer's worth: a stream, which stays on reads
