@@ -273,7 +273,10 @@ impl Builder {
 
     /// Input high-water mark: with this many bytes buffered and not consumed, the
     /// poller stops reading the connection until the handler drains it (a handler's
-    /// [`Input::want`](crate::Input::want) raises it for its connection). Default: 4 MiB.
+    /// [`Input::want`](crate::Input::want) raises it for its connection). The read that
+    /// reaches it ends at most one [`read_buffer_size`](Builder::read_buffer_size) past
+    /// it (on io_uring a multishot receive can bring one completion batch). Default:
+    /// 4 MiB.
     pub fn input_high_water(mut self, bytes: usize) -> Builder {
         self.input_high_water = bytes;
         self
