@@ -171,9 +171,9 @@ impl<'a> Response<'a> {
 /// `\r\nConnection: close`, `\r\n\r\n`.
 const HEAD_TAIL_MAX: usize = 16 + 20 + 8 + super::date::DATE_LEN + 19 + 4;
 
-/// Appends what `write` pushes to `buf`, after one reservation of `room` bytes: no
-/// capacity check per piece. Pushing more than `room` panics, and then nothing is
-/// appended.
+/// Appends what `write` pushes to `buf`, after one reservation of at least `room`
+/// bytes: no capacity check per piece. A push past the spare room panics, and then
+/// nothing is appended.
 #[inline(always)]
 fn append(buf: &mut BytesMut, room: usize, write: impl FnOnce(&mut Spare<'_>)) {
     buf.reserve(room);
